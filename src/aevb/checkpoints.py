@@ -1,0 +1,102 @@
+"""Checkpoints as data: one safetensors file of tensors whose header carries the run's JSON.
+
+Layout of `RUN_DIR/checkpoint.safetensors`:
+    tensors   model/<name>, optim/<param index>/<key>, rng/<stream>, data/<name>
+    metadata  {"aevb": JSON with format, config, data_info, step, epoch, metrics, optimizer groups}
+
+Loading rebuilds the model through the registry from that JSON; nothing unpickles code. Writes go
+to a temporary file that is renamed into place, so a crash never leaves a half-written checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from aevb import models
+from aevb.config import RunConfig, config_from_dict
+from aevb.errors import AevbError
+
+FORMAT = "aevb-checkpoint-1"
+CHECKPOINT = "checkpoint.safetensors"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a text file through a temporary file and a rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    """Atomically write tensors plus JSON metadata to a safetensors file."""
+    meta = {"format": FORMAT, **meta}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        cpu = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+        save_file(cpu, tmp, metadata={"aevb": json.dumps(meta)})
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read a checkpoint's tensors and JSON; anything unreadable is an AevbError naming the file."""
+    if path.is_dir():
+        path = path / CHECKPOINT
+    if not path.is_file():
+        raise AevbError(f"{path}: no checkpoint here; give a run directory made by `aevb train`")
+    try:
+        tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+        meta = json.loads(header["aevb"])
+    except (SafetensorError, OSError, KeyError, ValueError) as e:
+        raise AevbError(f"{path}: not a readable aevb checkpoint ({type(e).__name__}: {e})") from None
+    if meta.get("format") != FORMAT:
+        raise AevbError(f"{path}: checkpoint format {meta.get('format')!r} is not {FORMAT!r}")
+    return tensors, meta
+
+
+def prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors under `prefix/`, with the prefix removed."""
+    n = len(prefix) + 1
+    return {k[n:]: v for k, v in tensors.items() if k.startswith(prefix + "/")}
+
+
+def build_model(cfg: RunConfig, data_info: dict) -> models.LatentModel:
+    """Construct the registered model for a config and the shape of its data."""
+    cls = models.get(cfg.model)
+    return cls(cfg.model_config, tuple(data_info["event_shape"]), data_info.get("n_classes"))
+
+
+def load_model(run: str | Path, device: str | torch.device = "cpu"
+               ) -> tuple[models.LatentModel, RunConfig, dict]:
+    """Rebuild a trained model from a run directory or checkpoint file: (model, config, meta)."""
+    tensors, meta = load(Path(run))
+    cfg = config_from_dict(meta["config"], models.get(meta["config"]["model"]))
+    model = build_model(cfg, meta["data_info"])
+    state = prefixed(tensors, "model")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise AevbError(f"{run}: checkpoint tensors do not fit model {cfg.model!r} ({first})") from None
+    return model.to(device).eval(), cfg, meta

@@ -1,0 +1,207 @@
+"""The `aevb` command line: train, evaluate, sample, figures.
+
+Usage and input errors print one line on stderr and exit with code 2; nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import typing
+from pathlib import Path
+
+from aevb import models
+from aevb.config import DataConfig, TrainConfig, build_config, field_types, read_toml
+from aevb.errors import AevbError
+
+# Flags common to every `aevb train MODEL`, mapped to their config section.
+_TRAIN_FLAGS = {
+    "dataset": ("data", "dataset name (mnist, fashion-mnist, mnist-sample, fa-synthetic) or an .npz"),
+    "data_dir": ("data", "data root holding one folder per dataset (also: $AEVB_DATA_DIR)"),
+    "preprocess": ("data", "none, unit, dequantize, binarize-threshold or binarize-dynamic"),
+    "epochs": ("train", "passes over the training split"),
+    "max_steps": ("train", "stop after this many gradient steps in total"),
+    "batch_size": ("train", "datapoints per gradient step"),
+    "lr": ("train", "Adam learning rate"),
+    "seed": ("train", "seed for initialisation, batching, noise and sampling"),
+    "device": ("train", "auto, cpu, cuda or mps"),
+    "train_samples": ("train", "samples of z per datapoint in the training ELBO"),
+    "eval_samples": ("train", "samples of z per test point in the logged test ELBO"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line on stderr and exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _add_typed(parser, name: str, kind, default, help_text: str) -> None:
+    """Add one option for a config field; `default` is only shown, never applied by argparse."""
+    base = next((t for t in typing.get_args(kind) or (kind,) if t is not type(None)), str)
+    shown = f"{help_text} (default: {default})"
+    if base is bool:
+        parser.add_argument(_flag(name), dest=name, action=argparse.BooleanOptionalAction,
+                            default=None, help=shown)
+    else:
+        parser.add_argument(_flag(name), dest=name, type=base, default=None,
+                            metavar=name.upper(), help=shown)
+
+
+def _train_parser(sub, name: str, cls) -> None:
+    recipe = {**dataclasses.asdict(DataConfig()), **dataclasses.asdict(TrainConfig()),
+              **cls.recipe.get("data", {}), **cls.recipe.get("train", {})}
+    doc = (cls.__doc__ or "").strip().splitlines()[0]
+    p = sub.add_parser(name, help=doc, description=f"Train {name}: {doc}")
+    p.add_argument("--config", metavar="FILE.toml", help="recipe file; flags override it")
+    p.add_argument("--out", metavar="RUN_DIR", help="run directory (default: runs/MODEL-TIME)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
+    types = {**field_types(DataConfig), **field_types(TrainConfig)}
+    for flag, (_, help_text) in _TRAIN_FLAGS.items():
+        _add_typed(p, flag, types[flag], recipe[flag], help_text)
+    group = p.add_argument_group(f"{name} options")
+    model_defaults = cls.Config()
+    for f in dataclasses.fields(cls.Config):
+        _add_typed(group, f.name, field_types(cls.Config)[f.name],
+                   getattr(model_defaults, f.name), f"model option {f.name}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="aevb", description="Latent-variable models trained with "
+                     "Auto-Encoding Variational Bayes.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("train", help="train a model; `aevb train MODEL --help` for its options")
+    msub = p.add_subparsers(dest="model", required=True, metavar="MODEL", parser_class=_Parser)
+    for name, cls in models.MODELS.items():
+        _train_parser(msub, name, cls)
+
+    p = sub.add_parser("evaluate", help="ELBO, IWAE bound and exact log-likelihood of a run")
+    p.add_argument("run", metavar="RUN_DIR")
+    p.add_argument("--split", choices=("test", "train"), default="test", help="(default: test)")
+    p.add_argument("--iwae-samples", type=int, default=0, metavar="K",
+                   help="also report the IWAE bound with K samples (default: 0, off)")
+    p.add_argument("--elbo-samples", type=int, default=100, metavar="K",
+                   help="draws of z per datapoint in the ELBO estimate (default: 100)")
+    p.add_argument("--batch-size", type=int, default=None, help="(default: the run's)")
+    p.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    p.add_argument("--device", default="cpu", help="(default: cpu)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    p = sub.add_parser("sample", help="draw x ~ p(x) from a trained model")
+    p.add_argument("run", metavar="RUN_DIR")
+    p.add_argument("--n", type=int, default=64, help="number of samples (default: 64)")
+    p.add_argument("--out", required=True, metavar="FILE", help=".png for a figure, .npy for the array")
+    p.add_argument("--seed", type=int, default=0, help="(default: 0)")
+
+    p = sub.add_parser("figures", help="write the model's figures")
+    p.add_argument("run", metavar="RUN_DIR")
+    p.add_argument("--out", metavar="DIR", help="(default: RUN_DIR/figures)")
+    return parser
+
+
+def _cmd_train(args) -> int:
+    from aevb import runs
+
+    given = {k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None}
+    cls = models.get(args.model)
+    model_given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls.Config)
+                   if getattr(args, f.name) is not None}
+    if args.resume:
+        if args.out is None:
+            raise AevbError("--resume needs --out RUN_DIR, the run to continue")
+        if args.config or model_given or set(given) - set(runs.RESUMABLE):
+            bad = [_flag(k) for k in given if k not in runs.RESUMABLE] + [_flag(k) for k in model_given]
+            bad += ["--config"] if args.config else []
+            raise AevbError(f"{', '.join(bad)} cannot change when resuming; only "
+                            f"{', '.join(_flag(k) for k in runs.RESUMABLE)} can")
+        runs.resume(Path(args.out), given, args.quiet)
+        return 0
+    sources = []
+    if args.config:
+        sources.append((args.config, read_toml(args.config)))
+    flags = {"model_config": model_given,
+             "data": {k: v for k, v in given.items() if _TRAIN_FLAGS[k][0] == "data"},
+             "train": {k: v for k, v in given.items() if _TRAIN_FLAGS[k][0] == "train"}}
+    sources.append(("command line", flags))
+    cfg = build_config(args.model, cls, sources)
+    out = Path(args.out) if args.out else runs.default_run_dir(args.model)
+    runs.train(cfg, out, args.quiet)
+    if not args.quiet:
+        print(f"run saved in {out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from aevb.evaluate import evaluate
+    from aevb.runs import open_run
+
+    if args.iwae_samples < 0 or args.elbo_samples < 1:
+        raise AevbError("--iwae-samples must be >= 0 and --elbo-samples >= 1")
+    model, cfg, data, meta = open_run(args.run, args.device)
+    result = {"model": cfg.model, "dataset": meta["data_info"]["dataset"]}
+    result.update(evaluate(model, data, args.split, args.batch_size or cfg.train.eval_batch_size,
+                           args.iwae_samples, args.seed, progress=not args.json,
+                           elbo_samples=args.elbo_samples))
+    result["step"], result["epoch"] = meta["step"], meta["epoch"]
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>20}  {value:.4f}" if isinstance(value, float) else f"{key:>20}  {value}")
+    return 0
+
+
+def _cmd_sample(args) -> int:
+    import numpy as np
+    import torch
+
+    from aevb import plots
+    from aevb.checkpoints import load_model
+
+    out = Path(args.out)
+    if out.suffix not in (".png", ".npy", ".pdf"):
+        raise AevbError(f"--out {out}: use a .png or .pdf file for a figure or .npy for the array")
+    if args.n < 1:
+        raise AevbError("--n must be at least 1")
+    model, cfg, meta = load_model(args.run)
+    torch.manual_seed(args.seed)
+    x = model.sample(args.n).cpu()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".npy":
+        np.save(out, x.numpy())
+    else:
+        plots.samples(x, meta["data_info"], out)
+    return 0
+
+
+def _cmd_figures(args) -> int:
+    from aevb import runs
+
+    out = Path(args.out) if args.out else Path(args.run) / "figures"
+    for path in runs.figures(args.run, out):
+        print(path)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = {"train": _cmd_train, "evaluate": _cmd_evaluate, "sample": _cmd_sample,
+               "figures": _cmd_figures}[args.command]
+    try:
+        return command(args)
+    except AevbError as e:
+        print(f"aevb: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("aevb: interrupted; a run continues from its last checkpoint with --resume",
+              file=sys.stderr)
+        return 130

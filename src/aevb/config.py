@@ -1,0 +1,152 @@
+"""Typed run configuration: dataclasses with commented defaults, read from TOML, saved with every run.
+
+A run is described by three parts plus the model's own options:
+
+    model = "fa"
+    [model_config]   # the model's dataclass, e.g. FAConfig
+    [data]           # DataConfig
+    [train]          # TrainConfig
+
+Precedence, lowest first: the model's recipe (the tutorial's defaults), a `--config` TOML file, then
+command-line flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aevb.errors import AevbError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "fa-synthetic"  # a dataset name (`aevb.data.DATASETS`) or a path to an .npz
+    data_dir: str | None = None  # data root holding one folder per dataset; see aevb.data
+    preprocess: str = "none"  # none | unit | dequantize | binarize-threshold | binarize-dynamic
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 35  # passes over the training split
+    max_steps: int | None = None  # stop after this many gradient steps in total (None: no limit)
+    batch_size: int = 32
+    lr: float = 1e-2  # Adam learning rate, shared by every parameter
+    seed: int = 0  # seeds initialisation, batching, preprocessing noise and sampling
+    device: str = "auto"  # auto | cpu | cuda | mps
+    train_samples: int = 1  # K reparameterised samples per datapoint in the training ELBO
+    eval_batch_size: int = 1000  # datapoints per batch when evaluating
+    eval_samples: int = 10  # draws of z per test point in the logged test ELBO (less MC noise)
+
+
+@dataclass
+class RunConfig:
+    model: str
+    model_config: Any  # the model's own dataclass instance
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model,
+            "model_config": dataclasses.asdict(self.model_config),
+            "data": dataclasses.asdict(self.data),
+            "train": dataclasses.asdict(self.train),
+        }
+
+
+try:  # `int | None` builds types.UnionType, `Optional[int]` builds typing.Union
+    from types import UnionType as _UnionType
+except ImportError:  # pragma: no cover
+    _UnionType = typing.Union
+
+
+def field_types(cls) -> dict[str, Any]:
+    """The resolved type of every field of a config dataclass."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _check_value(cls, name: str, value: Any, where: str) -> Any:
+    """Return `value` if it fits field `name` of `cls` (ints widen to floats), else raise."""
+    kind = field_types(cls)[name]
+    allowed = typing.get_args(kind) if typing.get_origin(kind) in (typing.Union, _UnionType) else (kind,)
+    if value is None and type(None) in allowed:
+        return None
+    for t in allowed:
+        if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if t is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if t in (str, bool) and isinstance(value, t):
+            return value
+    names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+    raise AevbError(f"{where}: '{name}' must be {names}, got {value!r}")
+
+
+def replace_checked(obj, values: dict, where: str):
+    """`dataclasses.replace` that names unknown keys and wrongly typed values in one line."""
+    known = {f.name for f in dataclasses.fields(obj)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise AevbError(
+            f"{where}: unknown option {unknown[0]!r}; known options are {', '.join(sorted(known))}"
+        )
+    checked = {k: _check_value(type(obj), k, v, where) for k, v in values.items()}
+    return dataclasses.replace(obj, **checked)
+
+
+def read_toml(path: str | Path) -> dict:
+    """Parse a config file; a missing or malformed one is an AevbError naming the file."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        raise AevbError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise AevbError(f"config file {path} is not valid TOML: {e}") from None
+    unknown = sorted(set(raw) - {"model", "model_config", "data", "train", "description"})
+    if unknown:
+        raise AevbError(
+            f"config file {path}: unknown section {unknown[0]!r}; "
+            "use model, description, [model_config], [data] and [train]"
+        )
+    return raw
+
+
+def build_config(model: str, model_cls, sources: list[tuple[str, dict]]) -> RunConfig:
+    """Layer the model's recipe and each (where, dict) source, in order, into a RunConfig.
+
+    Each source is a dict shaped like the TOML file: optional "model_config", "data", "train".
+    """
+    cfg = RunConfig(model=model, model_config=model_cls.Config())
+    cfg.data = replace_checked(cfg.data, model_cls.recipe.get("data", {}), "recipe")
+    cfg.train = replace_checked(cfg.train, model_cls.recipe.get("train", {}), "recipe")
+    for where, src in sources:
+        if "model" in src and src["model"] != model:
+            raise AevbError(f"{where} is a recipe for model {src['model']!r}, not {model!r}")
+        cfg.model_config = replace_checked(cfg.model_config, src.get("model_config", {}), where)
+        cfg.data = replace_checked(cfg.data, src.get("data", {}), where)
+        cfg.train = replace_checked(cfg.train, src.get("train", {}), where)
+    return cfg
+
+
+def config_from_dict(d: dict, model_cls) -> RunConfig:
+    """Rebuild a saved RunConfig (the inverse of `RunConfig.to_dict`)."""
+    where = "saved run config"
+    return RunConfig(
+        model=d["model"],
+        model_config=replace_checked(model_cls.Config(), d.get("model_config", {}), where),
+        data=replace_checked(DataConfig(), d.get("data", {}), where),
+        train=replace_checked(TrainConfig(), d.get("train", {}), where),
+    )

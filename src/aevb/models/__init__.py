@@ -1,0 +1,20 @@
+"""The model registry: every model is looked up here by name, for training and for loading runs."""
+
+from __future__ import annotations
+
+from aevb.errors import AevbError
+from aevb.models.base import LatentModel, Terms
+from aevb.models.fa import FactorAnalysis
+
+MODELS: dict[str, type[LatentModel]] = {m.name: m for m in (FactorAnalysis,)}
+
+
+def get(name: str) -> type[LatentModel]:
+    """The model class registered as `name`."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise AevbError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}") from None
+
+
+__all__ = ["MODELS", "LatentModel", "Terms", "get"]

@@ -1,0 +1,79 @@
+"""LatentModel: a model declares p(z|c), p(x|z,c) and q(z|x,c) and never computes its own loss.
+
+Each of `prior`, `likelihood` and `posterior` returns a `torch.distributions` object whose event
+dimensions are folded (`Independent` or a multivariate family), so `log_prob` gives one number per
+datapoint. `terms` turns them into the log-densities that `aevb.objectives` reduces to an ELBO or
+an IWAE bound. Shapes use one alphabet: K samples, B batch, D dims.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+from torch.distributions import Distribution, kl_divergence
+
+
+@dataclass
+class Terms:
+    """Log-densities at K reparameterised draws z_k ~ q(z|x) for a batch of B datapoints."""
+
+    log_px: torch.Tensor  # (K, B) log p(x | z_k)
+    log_pz: torch.Tensor  # (K, B) log p(z_k)
+    log_qz: torch.Tensor  # (K, B) log q(z_k | x)
+    kl: torch.Tensor | None = None  # (B,) KL(q(z|x) || p(z)) when torch has it in closed form
+
+
+class LatentModel(nn.Module):
+    """p(x, z | c) = p(z | c) p(x | z, c) with an amortised posterior q(z | x, c)."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type]  # the model's options, a dataclass with commented defaults
+    recipe: ClassVar[dict] = {}  # the tutorial's defaults: {"data": {...}, "train": {...}}
+    support: ClassVar[str] = "real"  # what p(x|z) accepts: real | unit | binary
+    uses_labels: ClassVar[bool] = False  # conditional models take c = the datapoint's label
+
+    @classmethod
+    def resolve(cls, cfg, dataset: str):
+        """Fill options whose default depends on the dataset; the resolved config is saved."""
+        return cfg
+
+    def prior(self, c: torch.Tensor | None = None) -> Distribution:
+        """p(z | c)."""
+        raise NotImplementedError
+
+    def likelihood(self, z: torch.Tensor, c: torch.Tensor | None = None) -> Distribution:
+        """p(x | z, c), batched over any leading dims of z."""
+        raise NotImplementedError
+
+    def posterior(self, x: torch.Tensor, c: torch.Tensor | None = None) -> Distribution:
+        """q(z | x, c)."""
+        raise NotImplementedError
+
+    def terms(self, x: torch.Tensor, c: torch.Tensor | None = None, k: int = 1) -> Terms:
+        """Draw K reparameterised z ~ q(z|x,c) per datapoint and score them under every density."""
+        qz = self.posterior(x, c)
+        pz = self.prior(c)
+        z = qz.rsample((k,))  # (K, B, Dz)
+        px = self.likelihood(z, c)
+        try:
+            kl = kl_divergence(qz, pz)  # (B,)
+        except NotImplementedError:
+            kl = None
+        return Terms(log_px=px.log_prob(x), log_pz=pz.log_prob(z), log_qz=qz.log_prob(z), kl=kl)
+
+    @torch.no_grad()
+    def sample(self, n: int, c: torch.Tensor | None = None) -> torch.Tensor:
+        """n draws x ~ p(x | c) = integral p(z|c) p(x|z,c) dz, shape (n, D...)."""
+        z = self.prior(c).sample(() if c is not None else (n,))
+        return self.likelihood(z, c).sample()
+
+    def exact_log_prob(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """log p(x | c) in closed form, (B,), for the models where it exists."""
+        raise NotImplementedError(f"{self.name} has no closed-form log p(x)")
+
+    @property
+    def has_exact_log_prob(self) -> bool:
+        return type(self).exact_log_prob is not LatentModel.exact_log_prob

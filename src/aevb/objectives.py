@@ -1,0 +1,45 @@
+"""The estimators, written once for every model: the ELBO and the importance-weighted bound.
+
+Both reduce `Terms` from `LatentModel.terms`; this is the only place log-weights are reduced.
+
+    ELBO   = E_q[log p(x|z)] - KL(q(z|x) || p(z))              (analytic KL when torch has one)
+           = E_q[log p(x|z) + log p(z) - log q(z|x)]           (Monte Carlo otherwise)
+    IWAE_K = log (1/K) sum_k p(x, z_k) / q(z_k | x)            (Burda et al. 2015)
+
+ELBO <= IWAE_K <= log p(x), and IWAE_K -> log p(x) as K grows.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from aevb.models.base import LatentModel, Terms
+
+
+def log_weights(t: Terms) -> torch.Tensor:
+    """log p(x, z_k) - log q(z_k | x), shape (K, B)."""
+    return t.log_px + t.log_pz - t.log_qz
+
+
+def elbo(t: Terms, analytic_kl: bool = True) -> torch.Tensor:
+    """The evidence lower bound per datapoint, (B,), averaged over the K draws."""
+    if analytic_kl and t.kl is not None:
+        return t.log_px.mean(0) - t.kl
+    return log_weights(t).mean(0)
+
+
+def iwae(model: LatentModel, x: torch.Tensor, c: torch.Tensor | None = None, k: int = 100,
+         chunk: int | None = None) -> torch.Tensor:
+    """IWAE_K per datapoint, (B,), drawing the K samples in chunks so memory stays bounded.
+
+    Each chunk's log-sum-exp is kept, and the chunks are combined with one more log-sum-exp, which
+    is exact: logsumexp over all K equals logsumexp over the per-chunk logsumexps.
+    """
+    chunk = k if chunk is None else max(1, min(chunk, k))
+    partial = []
+    for start in range(0, k, chunk):
+        lw = log_weights(model.terms(x, c, min(chunk, k - start)))  # (k_chunk, B)
+        partial.append(torch.logsumexp(lw, dim=0))
+    return torch.logsumexp(torch.stack(partial), dim=0) - math.log(k)

@@ -1,0 +1,161 @@
+"""Every figure, drawn from arrays and written to a file. No training, no model code.
+
+matplotlib is imported inside the functions, and only its object API is used (no pyplot), so
+importing aevb never picks a backend and the figures render on machines without a display.
+Each function returns the path it wrote.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _save(fig, path: Path) -> Path:
+    """Write through a temporary file in the same folder, so a failure leaves no partial figure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=150)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def learning_curve(metrics: list[dict], path: Path, title: str = "") -> Path:
+    """Train and test ELBO per epoch, in nats per datapoint."""
+    fig = _figure(5.5, 3.6)
+    ax = fig.subplots()
+    epochs = [m["epoch"] for m in metrics]
+    ax.plot(epochs, [m["train_elbo"] for m in metrics], label="train ELBO", color="0.6")
+    ax.plot(epochs, [m["test_elbo"] for m in metrics], label="test ELBO", color="C0")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("nats per datapoint")
+    ax.set_title(title or "learning curve")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def top_two_axes(x: np.ndarray) -> tuple[int, int]:
+    """The two coordinates of largest variance: the view in which a 2-D scatter shows most."""
+    i, j = sorted(np.argsort(x.var(axis=0))[::-1][:2])
+    return int(i), int(j)
+
+
+def image_grid(x: np.ndarray, image_shape, path: Path, ncols: int = 10, title: str = "") -> Path:
+    """Datapoints shown as grey images in a grid, 0 = black and 1 = white."""
+    n = len(x)
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    h, w = image_shape
+    canvas = np.ones((nrows * (h + 1) + 1, ncols * (w + 1) + 1))
+    for k, img in enumerate(np.asarray(x).reshape(n, h, w)):
+        r, c = divmod(k, ncols)
+        canvas[1 + r * (h + 1): 1 + r * (h + 1) + h, 1 + c * (w + 1): 1 + c * (w + 1) + w] = img
+    fig = _figure(ncols * 0.5 + 0.4, nrows * 0.5 + (0.5 if title else 0.2))
+    ax = fig.subplots()
+    ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
+def scatter_over_data(samples: np.ndarray, data: np.ndarray, path: Path, title: str = "") -> Path:
+    """Model samples over the data, on the data's two highest-variance coordinates."""
+    i, j = top_two_axes(data)
+    fig = _figure(4.5, 4.2)
+    ax = fig.subplots()
+    _scatter(ax, samples, data, i, j)
+    ax.legend(loc="best", fontsize=8)
+    ax.set_title(title or "samples from the model over the test data")
+    return _save(fig, path)
+
+
+def _scatter(ax, samples, data, i, j, size: float = 4.0) -> None:
+    ax.scatter(data[:, i], data[:, j], s=size, color="0.6", alpha=0.5, label="data", lw=0)
+    ax.scatter(samples[:, i], samples[:, j], s=size, color="C1", alpha=0.6, label="samples", lw=0)
+    ax.set_xlabel(f"$x_{i + 1}$")
+    ax.set_ylabel(f"$x_{j + 1}$")
+
+
+def samples(x, data_info: dict, path: Path) -> Path:
+    """Samples as an image grid when the data are images, else as a scatter of two coordinates."""
+    x = np.asarray(x)
+    if data_info.get("image_shape"):
+        return image_grid(np.clip(x, 0, 1), data_info["image_shape"], path, title="samples")
+    i, j = top_two_axes(x) if len(x) > 1 else (0, min(1, x.shape[1] - 1))
+    fig = _figure(4.5, 4.2)
+    ax = fig.subplots()
+    ax.scatter(x[:, i], x[:, j], s=5, color="C1", lw=0)
+    ax.set_xlabel(f"$x_{i + 1}$")
+    ax.set_ylabel(f"$x_{j + 1}$")
+    ax.set_title(f"{len(x)} samples from the model")
+    return _save(fig, path)
+
+
+def _references(ax, refs: dict[str, float]) -> None:
+    for k, (label, value) in enumerate(refs.items()):
+        ax.axhline(value, color="k", ls=("--", ":")[k % 2], lw=1, label=f"{label} ({value:.3f})")
+
+
+def fa_learning(trace: dict, path: Path) -> Path:
+    """The tutorial's Experiment 1: test ELBO and exact evidence over the first steps, with insets."""
+    fig = _figure(7.5, 4.8)
+    ax = fig.subplots()
+    ax.plot(trace["step"], trace["elbo"], color="C0", label="test ELBO")
+    ax.plot(trace["step"], trace["evidence"], color="C3", label="test log p(x), learned model")
+    _references(ax, trace["references"])
+    lo = min(min(trace["references"].values()), float(np.min(trace["elbo"][len(trace["elbo"]) // 10:])))
+    ax.set_ylim(lo - 3.0, max(trace["references"].values()) + 0.3)
+    ax.set_xlabel("gradient step")
+    ax.set_ylabel("nats per test point")
+    ax.set_title("Factor analysis with AEVB: learning curve (Experiment 1)")
+    fig.legend(loc="outside lower center", ncol=2, fontsize=8)
+    ax.grid(alpha=0.3)
+    data = trace["test_x"]
+    i, j = top_two_axes(data)
+    for k, (step, snap) in enumerate(sorted(trace["snapshots"].items())):
+        inset = ax.inset_axes([0.22 + 0.27 * k, 0.12, 0.2, 0.4])  # below the curves
+        _scatter(inset, snap, data, i, j, size=1.5)
+        inset.set_title(f"step {step}", fontsize=8)
+        inset.tick_params(labelsize=6)
+        inset.xaxis.label.set_size(7)
+        inset.yaxis.label.set_size(7)
+    return _save(fig, path)
+
+
+def fa_alternating(trace: dict, path: Path) -> Path:
+    """The tutorial's Experiment 2: freezing one side at a time makes AEVB climb like EM."""
+    fig = _figure(7.5, 4.6)
+    ax = fig.subplots()
+    every = trace["freeze_every"]
+    for start in range(0, int(trace["step"][-1]), every):
+        if (start // every) % 2 == 1:
+            ax.axvspan(start, start + every, color="C2", alpha=0.08, lw=0)
+    ax.plot(trace["step"], trace["elbo"], color="C0", label="test ELBO")
+    ax.plot(trace["step"], trace["evidence"], color="C3", label="test log p(x), learned model")
+    _references(ax, trace["references"])
+    lo = min(min(trace["references"].values()), float(np.min(trace["elbo"][len(trace["elbo"]) // 10:])))
+    ax.set_ylim(lo - 1.0, max(trace["references"].values()) + 0.5)
+    ax.set_xlabel("gradient step (white: only q(z|x) learns, like an E-step; "
+                  "green: only p(x|z) learns, like an M-step)", fontsize=8)
+    ax.set_ylabel("nats per test point")
+    ax.set_title("Factor analysis: alternating updates (Experiment 2)")
+    fig.legend(loc="outside lower center", ncol=2, fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)

@@ -1,0 +1,147 @@
+"""Run directories: start a training run from a config, resume it, and reopen it for evaluation.
+
+A run directory holds `config.json` (the resolved config), `metrics.jsonl` (one line per epoch)
+and `checkpoint.safetensors`. It is created only once the data and the model have been built, so
+a bad flag or a bad file leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from aevb import checkpoints, models
+from aevb.config import RunConfig, config_from_dict
+from aevb.data import Data, check_support, load
+from aevb.errors import AevbError
+from aevb.evaluate import seeded
+from aevb.train import Trainer, resolve_device
+
+# What each preprocessing mode guarantees about the values it returns.
+_MODE_SUPPORT = {"unit": "unit", "dequantize": "unit", "binarize-threshold": "binary",
+                 "binarize-dynamic": "binary"}
+
+
+def prepare_data(cfg: RunConfig, device: torch.device | str = "cpu") -> Data:
+    """Load the run's dataset, flatten it to vectors, and check it fits the model's likelihood."""
+    cls = models.get(cfg.model)
+    data = load(cfg.data.dataset, cfg.data.data_dir, cfg.data.preprocess)
+    data.train.x = data.train.x.flatten(1)
+    data.test.x = data.test.x.flatten(1)
+    mode_support = _MODE_SUPPORT.get(data.preprocess)
+    if cls.support != "real":
+        if mode_support is None:  # raw values: check them
+            for name in ("train", "test"):
+                check_support(data.split(name).x, cls.support, f"{data.name} x_{name}")
+        elif cls.support == "binary" and mode_support != "binary":
+            raise AevbError(f"model {cfg.model} needs binary data but --preprocess "
+                            f"{data.preprocess} gives values in [0, 1]; use binarize-threshold or "
+                            "binarize-dynamic")
+    if cls.uses_labels and data.train.y is None:
+        raise AevbError(f"model {cfg.model} is conditioned on labels but {data.name} has none; "
+                        "add y_train and y_test to the .npz")
+    return data.to(device)
+
+
+def data_info(data: Data) -> dict:
+    """What a checkpoint must know about its data to rebuild the model and draw its figures."""
+    return {
+        "dataset": data.name,
+        "event_shape": list(data.event_shape),
+        "n_classes": None if data.classes is None else len(data.classes),
+        "classes": None if data.classes is None else list(data.classes),
+        "image_shape": None if data.image_shape is None else list(data.image_shape),
+        "note": data.note,
+    }
+
+
+def default_run_dir(model: str) -> Path:
+    return Path("runs") / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def train(cfg: RunConfig, out: Path, quiet: bool = False) -> Trainer:
+    """Start a new run in `out` and train it to the end."""
+    if (out / checkpoints.CHECKPOINT).exists():
+        raise AevbError(f"{out} already holds a run; pass --resume to continue it, or choose "
+                        "another --out")
+    device = resolve_device(cfg.train.device)
+    cls = models.get(cfg.model)
+    cfg.model_config = cls.resolve(cfg.model_config, cfg.data.dataset)
+    data = prepare_data(cfg, device)
+    torch.manual_seed(cfg.train.seed)
+    model = checkpoints.build_model(cfg, data_info(data)).to(device)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoints.atomic_write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+    (out / "metrics.jsonl").write_text("")
+    meta = {"config": cfg.to_dict(), "data_info": data_info(data), "model": cfg.model}
+    trainer = Trainer(model, data, cfg.train, out, meta, quiet)
+    trainer.fit()
+    return trainer
+
+
+# What may change when a run is resumed: how long it runs and where.
+RESUMABLE = ("epochs", "max_steps", "device")
+
+
+def resume(out: Path, train_overrides: dict, quiet: bool = False) -> Trainer:
+    """Continue the run in `out` from its last checkpoint, optionally for more epochs or steps."""
+    tensors, meta = checkpoints.load(out)
+    cls = models.get(meta["config"]["model"])
+    cfg = config_from_dict(meta["config"], cls)
+    for key, value in train_overrides.items():
+        if key not in RESUMABLE:
+            raise AevbError(f"--{key.replace('_', '-')} cannot change when resuming; only "
+                            f"{', '.join('--' + k.replace('_', '-') for k in RESUMABLE)} can")
+        setattr(cfg.train, key, value)
+    device = resolve_device(cfg.train.device)
+    data = prepare_data(cfg, device)
+    model = checkpoints.build_model(cfg, meta["data_info"])
+    model.load_state_dict(checkpoints.prefixed(tensors, "model"))
+    model.to(device)
+    meta = {**meta, "config": cfg.to_dict()}
+    checkpoints.atomic_write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+    trainer = Trainer(model, data, cfg.train, out, {k: meta[k] for k in ("config", "data_info",
+                                                                         "model")}, quiet)
+    trainer.restore(tensors, meta)
+    trainer.fit()
+    return trainer
+
+
+def open_run(run: str | Path, device: str = "cpu", with_data: bool = True
+             ) -> tuple[models.LatentModel, RunConfig, Data | None, dict]:
+    """A trained run ready for evaluation: (model in eval mode, config, data, checkpoint meta)."""
+    dev = resolve_device(device)
+    model, cfg, meta = checkpoints.load_model(run, dev)
+    data = prepare_data(cfg, dev) if with_data else None
+    return model, cfg, data, meta
+
+
+def figures(run: str | Path, out: Path) -> list[Path]:
+    """Write every figure of a run into `out`; returns the files written."""
+    from aevb import plots
+
+    model, cfg, data, meta = open_run(run)
+    written = []
+    if meta["metrics"]:
+        written.append(plots.learning_curve(meta["metrics"], out / "learning-curve.png",
+                                            f"{cfg.model} on {meta['data_info']['dataset']}"))
+    with seeded(cfg.train.seed, data.test.x.device):
+        x = model.sample(len(data.test) if data.image_shape is None else 100).cpu().numpy()
+    if data.image_shape is None:
+        written.append(plots.scatter_over_data(x, data.test.x.cpu().numpy(),
+                                               out / "samples-over-test-data.png"))
+    else:
+        written.append(plots.samples(x, meta["data_info"], out / "samples.png"))
+    if cfg.model == "fa":
+        from aevb import experiments
+
+        trace = experiments.experiment_1(cfg, data)
+        for suffix in (".png", ".pdf"):
+            written.append(plots.fa_learning(trace, out / f"fa-experiment1-learning{suffix}"))
+        trace = experiments.experiment_2(cfg, data)
+        for suffix in (".png", ".pdf"):
+            written.append(plots.fa_alternating(trace, out / f"fa-experiment2-alternating{suffix}"))
+    return written

@@ -1,0 +1,197 @@
+"""The training loop: maximise the ELBO of any LatentModel with Adam.
+
+Nothing here knows which model it trains: it asks the model for `terms`, reduces them with
+`objectives.elbo`, and evaluates, logs and checkpoints once per epoch. Every random stream (the
+global one for initialisation, posterior draws and dropout; a data generator for shuffling and
+preprocessing noise) is saved in the checkpoint, so a resumed run ends exactly where an
+uninterrupted one does.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from aevb import checkpoints
+from aevb.config import TrainConfig
+from aevb.data import Data
+from aevb.errors import AevbError
+from aevb.evaluate import mean_elbo
+from aevb.models.base import LatentModel
+from aevb.objectives import elbo
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks CUDA, then Apple's MPS, then the CPU; an unavailable choice is an error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
+        raise AevbError(f"unknown device {name!r}; use auto, cpu, cuda or mps")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise AevbError("--device cuda: no CUDA GPU is visible to PyTorch; use --device cpu")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise AevbError("--device mps: Apple's MPS backend is not available; use --device cpu")
+    return torch.device(name)
+
+
+class Trainer:
+    """Adam on the negative ELBO, with per-epoch evaluation, metrics.jsonl and checkpoints."""
+
+    def __init__(self, model: LatentModel, data: Data, cfg: TrainConfig,
+                 run_dir: Path | None = None, meta: dict | None = None, quiet: bool = False):
+        self.model, self.data, self.cfg = model, data, cfg
+        self.run_dir, self.meta, self.quiet = run_dir, meta or {}, quiet
+        self.device = next(model.parameters()).device
+        self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        self.gen = torch.Generator(device=data.train.x.device).manual_seed(cfg.seed)
+        self.step = 0  # gradient steps taken
+        self.epoch = 0  # epochs completed
+        self.batch_in_epoch = 0  # batches of the current epoch already taken
+        self.order: torch.Tensor | None = None  # the current epoch's permutation of the train set
+        self.elbo_sum = torch.zeros((), dtype=torch.float64, device=self.device)  # this epoch's
+        self.elbo_count = 0
+        self.seconds = 0.0  # training wall time, summed over resumptions
+        self.metrics: list[dict] = []  # one record per completed epoch
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.data.train) / self.cfg.batch_size)
+
+    def train_step(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """One Adam step on -mean ELBO of a batch; returns the batch's summed ELBO (no sync)."""
+        self.model.train()
+        batch_elbo = elbo(self.model.terms(x, c, self.cfg.train_samples))  # (B,)
+        loss = -batch_elbo.mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return batch_elbo.detach().sum()
+
+    def _done(self) -> bool:
+        over_steps = self.cfg.max_steps is not None and self.step >= self.cfg.max_steps
+        return over_steps or self.epoch >= self.cfg.epochs
+
+    def fit(self) -> list[dict]:
+        """Train until `epochs` or `max_steps`; returns the metrics of every completed epoch."""
+        n, bs = len(self.data.train), self.cfg.batch_size
+        uses_labels = self.model.uses_labels
+        while not self._done():
+            if self.order is None:
+                self.order = torch.randperm(n, generator=self.gen, device=self.gen.device)
+            bar = tqdm(total=n, initial=min(n, self.batch_in_epoch * bs), unit="img",
+                       desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", leave=False,
+                       disable=True if self.quiet else None, dynamic_ncols=True)
+            start = time.perf_counter()
+            batches = self.data.batches(self.data.train, bs, self.gen, self.order,
+                                        start=self.batch_in_epoch)
+            for x, y in batches:
+                self.elbo_sum += self.train_step(x, y if uses_labels else None)
+                self.elbo_count += x.shape[0]
+                self.step += 1
+                self.batch_in_epoch += 1
+                bar.update(x.shape[0])
+                if self.batch_in_epoch % 20 == 0 and not bar.disable:
+                    bar.set_postfix(elbo=f"{self.elbo_sum.item() / self.elbo_count:.2f}")
+                if self.cfg.max_steps is not None and self.step >= self.cfg.max_steps:
+                    break
+            bar.close()
+            self.seconds += time.perf_counter() - start
+            complete = self.batch_in_epoch == self.steps_per_epoch
+            if complete:
+                self.epoch += 1
+            record = self._record(complete)
+            if complete:
+                self.metrics.append(record)
+                self.order, self.batch_in_epoch = None, 0
+                self.elbo_sum.zero_()
+                self.elbo_count = 0
+            self._log(record)
+            self.save()
+        return self.metrics
+
+    def _record(self, complete: bool) -> dict:
+        test = mean_elbo(self.model, self.data, "test", self.cfg.eval_batch_size, self.cfg.seed,
+                         self.cfg.eval_samples)
+        record = {
+            "epoch": self.epoch if complete else self.epoch + self.batch_in_epoch / self.steps_per_epoch,
+            "step": self.step,
+            "train_elbo": self.elbo_sum.item() / max(self.elbo_count, 1),
+            "test_elbo": test,
+            "seconds": round(self.seconds, 3),
+        }
+        if not complete:
+            record["partial"] = True  # the run stopped mid-epoch (--max-steps)
+        return record
+
+    def _log(self, record: dict) -> None:
+        if not self.quiet:
+            tqdm.write(f"epoch {record['epoch']:g}  step {record['step']}  "
+                       f"train ELBO {record['train_elbo']:.3f}  test ELBO {record['test_elbo']:.3f}  "
+                       f"({record['seconds']:.1f}s)")
+        if self.run_dir is not None:
+            with open(self.run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    # -- checkpoints ----------------------------------------------------------------------------
+
+    def state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """Everything a resumed run needs, as tensors plus JSON."""
+        tensors = {f"model/{k}": v for k, v in self.model.state_dict().items()}
+        opt = self.opt.state_dict()
+        for i, s in opt["state"].items():
+            tensors.update({f"optim/{i}/{k}": v for k, v in s.items()})
+        tensors["rng/torch"] = torch.get_rng_state()
+        tensors["rng/data"] = self.gen.get_state()
+        if self.device.type == "cuda":
+            tensors["rng/cuda"] = torch.cuda.get_rng_state(self.device)
+        if self.order is not None:
+            tensors["data/order"] = self.order
+        meta = {
+            **self.meta,
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "elbo_sum": self.elbo_sum.item(),
+            "elbo_count": self.elbo_count,
+            "seconds": self.seconds,
+            "metrics": self.metrics,
+            "optimizer_groups": opt["param_groups"],
+        }
+        return tensors, meta
+
+    def save(self) -> None:
+        if self.run_dir is not None:
+            checkpoints.save(self.run_dir / checkpoints.CHECKPOINT, *self.state())
+
+    def restore(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        """Continue from a checkpoint written by `save` (the model's tensors are loaded already)."""
+        states = {}
+        for key, v in checkpoints.prefixed(tensors, "optim").items():
+            i, name = key.split("/", 1)
+            states.setdefault(int(i), {})[name] = v.to(self.device) if name != "step" else v
+        self.opt.load_state_dict({"state": states, "param_groups": meta["optimizer_groups"]})
+        for g in self.opt.param_groups:  # a resumed run may not change the learning rate silently
+            g["lr"] = self.cfg.lr
+        torch.set_rng_state(tensors["rng/torch"])
+        self.gen.set_state(tensors["rng/data"])
+        if "rng/cuda" in tensors and self.device.type == "cuda":
+            torch.cuda.set_rng_state(tensors["rng/cuda"], self.device)
+        order = tensors.get("data/order")
+        self.order = None if order is None else order.to(self.gen.device)
+        self.step, self.epoch = meta["step"], meta["epoch"]
+        self.batch_in_epoch = meta["batch_in_epoch"]
+        self.elbo_sum.fill_(meta["elbo_sum"])
+        self.elbo_count = meta["elbo_count"]
+        self.seconds, self.metrics = meta["seconds"], list(meta["metrics"])
+        if self.run_dir is not None:  # drop lines of a partial epoch that this run will finish
+            lines = "".join(json.dumps(m) + "\n" for m in self.metrics)
+            checkpoints.atomic_write_text(self.run_dir / "metrics.jsonl", lines)
