@@ -1,0 +1,137 @@
+"""The command line as a user meets it: smoke runs for every model, JSON output, one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from aevb import models
+from aevb.cli import main
+
+
+def run_cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def expect_usage_error(capsys, *argv, match=""):
+    with pytest.raises(SystemExit) as e:
+        main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert e.value.code == 2 and out == ""
+    assert err.count("\n") == 1 and match in err, err
+    return err
+
+
+@pytest.mark.parametrize("name", sorted(models.MODELS))
+def test_smoke_every_model(tmp_path, capsys, name):
+    run = tmp_path / "run"
+    code, _, _ = run_cli(capsys, "train", name, "--max-steps", 5, "--out", run, "--quiet")
+    assert code == 0 and (run / "checkpoint.safetensors").is_file()
+    code, out, _ = run_cli(capsys, "evaluate", run, "--json", "--iwae-samples", 10)
+    result = json.loads(out)  # exactly one JSON object on stdout
+    assert code == 0 and result["model"] == name and result["split"] == "test"
+    assert result["iwae_samples"] == 10 and result["elbo"] <= result["iwae"] + 0.05
+    code, _, _ = run_cli(capsys, "sample", run, "--n", 16, "--out", tmp_path / "s.npy")
+    assert code == 0 and np.load(tmp_path / "s.npy").shape[0] == 16
+    code, _, _ = run_cli(capsys, "sample", run, "--n", 16, "--out", tmp_path / "s.png")
+    assert code == 0 and (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_fa_evaluate_json_has_exact_log_likelihood(tmp_path, capsys, fa_npz):
+    run = tmp_path / "run"
+    run_cli(capsys, "train", "fa", "--dataset", fa_npz, "--epochs", 2, "--out", run, "--quiet")
+    code, out, _ = run_cli(capsys, "evaluate", run, "--json")
+    result = json.loads(out)
+    assert {"model", "dataset", "split", "n", "elbo", "log_likelihood"} <= set(result)
+    assert result["n"] == 1000 and result["dataset"] == str(fa_npz)
+    assert result["elbo"] < result["log_likelihood"]
+
+
+def test_fa_figures(tmp_path, capsys):
+    run = tmp_path / "run"
+    run_cli(capsys, "train", "fa", "--epochs", 2, "--out", run, "--quiet")
+    code, out, _ = run_cli(capsys, "figures", run, "--out", tmp_path / "figs")
+    names = sorted(p.name for p in (tmp_path / "figs").iterdir())
+    assert code == 0 and names == sorted([
+        "learning-curve.png", "samples-over-test-data.png", "fa-experiment1-learning.png",
+        "fa-experiment1-learning.pdf", "fa-experiment2-alternating.png",
+        "fa-experiment2-alternating.pdf"])
+    assert len(out.splitlines()) == 6
+
+
+def test_config_file_and_flags_layer(tmp_path, capsys):
+    toml = tmp_path / "r.toml"
+    toml.write_text('model = "fa"\n[train]\nepochs = 2\nbatch_size = 100\nlr = 0.02\n'
+                    '[model_config]\nlearn_mean = true\n')
+    run = tmp_path / "run"
+    code, _, _ = run_cli(capsys, "train", "fa", "--config", toml, "--batch-size", 250, "--out", run,
+                         "--quiet")
+    saved = json.loads((run / "config.json").read_text())
+    assert code == 0 and saved["train"]["epochs"] == 2 and saved["train"]["lr"] == 0.02
+    assert saved["train"]["batch_size"] == 250  # the flag wins over the file
+    assert saved["model_config"]["learn_mean"] is True
+
+
+def test_resume_from_the_command_line(tmp_path, capsys):
+    run = tmp_path / "run"
+    run_cli(capsys, "train", "fa", "--max-steps", 10, "--out", run, "--quiet")
+    code, _, _ = run_cli(capsys, "train", "fa", "--resume", "--max-steps", 40, "--out", run, "--quiet")
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert code == 0 and json.loads(lines[-1])["step"] == 40
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["train", "fa", "--dataset", "nope"], "unknown dataset 'nope'"),
+    (["train", "fa", "--dataset", "missing.npz"], "no such file"),
+    (["train", "fa", "--preprocess", "whiten"], "unknown preprocessing 'whiten'"),
+    (["train", "fa", "--device", "tpu"], "unknown device 'tpu'"),
+    (["train", "fa", "--config", "absent.toml"], "absent.toml does not exist"),
+    (["train", "fa", "--resume"], "--resume needs --out"),
+    (["evaluate", "no-such-run"], "no checkpoint here"),
+    (["sample", "no-such-run", "--out", "x.gif"], "use a .png or .pdf file"),
+])
+def test_input_errors_are_one_line(tmp_path, capsys, monkeypatch, argv, match):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2 and out == "" and err.count("\n") == 1 and match in err, err
+    assert err.startswith("aevb: error: ") and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()  # nothing half-written
+
+
+def test_bad_toml_values(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    for text, match in [('[train]\nepochs = "many"\n', "'epochs' must be int"),
+                        ("[train]\nepoch = 3\n", "unknown option 'epoch'"),
+                        ("[trian]\n", "unknown section 'trian'"),
+                        ('model = "vae"\n', "recipe for model 'vae'"),
+                        ("[train\n", "not valid TOML")]:
+        bad.write_text(text)
+        code, _, err = run_cli(capsys, "train", "fa", "--config", bad, "--out", tmp_path / "r")
+        assert code == 2 and match in err and err.count("\n") == 1, err
+
+
+def test_usage_errors(capsys):
+    expect_usage_error(capsys, "train", "fa", "--epochs", "ten", match="invalid int value")
+    expect_usage_error(capsys, "train", "gan", match="invalid choice")
+    expect_usage_error(capsys, "frobnicate", match="invalid choice")
+    expect_usage_error(capsys, "train", "fa", "--no-such-flag", match="unrecognized arguments")
+
+
+def test_help_shows_recipe_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "fa", "--help"])
+    out = capsys.readouterr().out
+    assert "(default: fa-synthetic)" in out and "(default: 0.01)" in out and "--latent-dim" in out
+
+
+def test_console_entry_points(tmp_path):
+    for cmd in (["aevb", "--help"], [sys.executable, "-m", "aevb", "train", "fa", "--help"]):
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and "usage:" in done.stdout
+    done = subprocess.run([sys.executable, "-m", "aevb", "evaluate", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1

@@ -1,0 +1,22 @@
+"""Every recipe under configs/ parses and builds a complete config for its model."""
+
+from pathlib import Path
+
+import pytest
+
+from aevb import models
+from aevb.config import build_config, read_toml
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml"))
+
+
+def test_there_are_recipes():
+    assert CONFIGS
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_recipe_builds(path):
+    raw = read_toml(path)
+    assert raw.get("description"), "each recipe says what it reproduces"
+    cfg = build_config(raw["model"], models.get(raw["model"]), [(str(path), raw)])
+    assert cfg.model == raw["model"] and cfg.train.epochs > 0
