@@ -73,7 +73,8 @@ def make_dataset_files(folder: Path, n_train=20, n_test=10, labels_off_by=0) -> 
     for split, n in (("train", n_train), ("t10k", n_test)):
         images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
         labels = rng.integers(0, 10, (n + labels_off_by,), dtype=np.uint8)
-        for stem, arr in ((f"{split}-images-idx3-ubyte", images), (f"{split}-labels-idx1-ubyte", labels)):
+        pairs = ((f"{split}-images-idx3-ubyte", images), (f"{split}-labels-idx1-ubyte", labels))
+        for stem, arr in pairs:
             raw = idx_bytes(arr)
             (folder / f"{stem}.gz").write_bytes(gzip.compress(raw))
             sums[stem] = hashlib.sha256(raw).hexdigest()
@@ -102,13 +103,22 @@ def test_real_mnist_from_shared_root(shared_mnist):
     assert torch.bincount(data.test.y).tolist()[:2] == [980, 1135]
 
 
+@pytest.mark.skipif(not D.DEBIAN_DIRS["fashion-mnist"].is_dir(),
+                    reason="Debian's dataset-fashion-mnist is not installed")
+def test_fashion_mnist_from_debian():
+    data = D.load("fashion-mnist")  # found in Debian's folder, checksums verified
+    assert data.train.x.shape == (60000, 784) and data.test.x.shape == (10000, 784)
+    assert data.classes[9] == "Ankle boot" and torch.bincount(data.test.y).tolist() == [1000] * 10
+
+
 def test_roots_are_tried_in_order(tmp_path, monkeypatch, tiny_spec):
     cli_root, env_root = tmp_path / "cli", tmp_path / "env"
     monkeypatch.setenv("AEVB_DATA_DIR", str(env_root))
     dirs = D.candidate_dirs("tiny", cli_root)
     assert dirs == [cli_root / "tiny", env_root / "tiny", D.cache_root() / "tiny"]
     fashion = D.candidate_dirs("fashion-mnist", cli_root)
-    assert fashion[2] == Path("/usr/share/datasets/fashion-mnist") and fashion[3] == D.cache_root() / "fashion-mnist"
+    assert fashion[2] == Path("/usr/share/datasets/fashion-mnist")
+    assert fashion[3] == D.cache_root() / "fashion-mnist"
     make_dataset_files(env_root / "tiny")
     assert D.locate("tiny", cli_root, download_missing=False) == env_root / "tiny"
     make_dataset_files(cli_root / "tiny")
@@ -121,7 +131,8 @@ def test_tampered_file_fails_checksum(tmp_path, tiny_spec):
     D.load("tiny", data_dir=tmp_path / "root")  # verifies
     other = make_dataset_files(tmp_path / "other", n_train=21)  # same names, other content
     assert other != tiny_spec.sha256
-    (folder / "train-images-idx3-ubyte.gz").write_bytes((tmp_path / "other" / "train-images-idx3-ubyte.gz").read_bytes())
+    name = "train-images-idx3-ubyte.gz"
+    (folder / name).write_bytes((tmp_path / "other" / name).read_bytes())
     with pytest.raises(AevbError, match="SHA-256"):
         D.load("tiny", data_dir=tmp_path / "root")
 
@@ -215,11 +226,13 @@ def test_npz_loads(tmp_path):
 
 @pytest.mark.parametrize("arrays, message", [
     ({"x_train": np.zeros((3, 2))}, "missing array 'x_test'"),
-    ({"x_train": np.zeros((3, 2)), "x_test": np.zeros((3, 2)), "y_train": np.zeros(3, int)}, "both y_train and y_test"),
+    ({"x_train": np.zeros((3, 2)), "x_test": np.zeros((3, 2)), "y_train": np.zeros(3, int)},
+     "both y_train and y_test"),
     ({"x_train": np.zeros(3), "x_test": np.zeros(3)}, r"shape \(3,\)"),
     ({"x_train": np.zeros((0, 2)), "x_test": np.zeros((3, 2))}, "N > 0"),
     ({"x_train": np.zeros((3, 2)), "x_test": np.zeros((3, 4))}, "x_test rows have"),
-    ({"x_train": np.array([[1.0, np.nan], [0, 0]]), "x_test": np.zeros((3, 2))}, "NaN or infinite values in 1 rows"),
+    ({"x_train": np.array([[1.0, np.nan], [0, 0]]), "x_test": np.zeros((3, 2))},
+     "NaN or infinite values in 1 rows"),
     ({"x_train": np.array([["a", "b"]]), "x_test": np.zeros((3, 2))}, "must be numeric"),
     ({"x_train": np.zeros((3, 2)), "x_test": np.zeros((3, 2)), "y_train": np.zeros(4, int),
       "y_test": np.zeros(3, int)}, r"expected \(3,\)"),

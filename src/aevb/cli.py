@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="draws of z per datapoint in the ELBO estimate (default: 100)")
     p.add_argument("--batch-size", type=int, default=None, help="(default: the run's)")
     p.add_argument("--seed", type=int, default=0, help="(default: 0)")
-    p.add_argument("--device", default="cpu", help="(default: cpu)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     p = sub.add_parser("sample", help="draw x ~ p(x) from a trained model")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import os
 import struct
 import tempfile
@@ -461,10 +460,3 @@ def load(dataset: str, data_dir: str | Path | None = None, preprocess_mode: str 
                 raise AevbError(f"{data.name}: --preprocess {preprocess_mode} expects pixel values "
                                 "0..255 but x_" f"{name} holds other values; use --preprocess none")
     return data
-
-
-def npz_bytes(**arrays) -> bytes:
-    """An in-memory .npz, for tests and examples."""
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    return buf.getvalue()

@@ -56,7 +56,8 @@ def per_datapoint(model: LatentModel, data: Data, split: str = "test", batch_siz
         out["log_likelihood"] = []
     s = data.split(split)
     gen = torch.Generator(device=s.x.device).manual_seed(seed + 1)
-    bar = tqdm(total=len(s), unit="pt", desc=f"evaluate {split}", disable=not progress, leave=False)
+    bar = tqdm(total=len(s), unit="pt", desc=f"evaluate {split}", leave=False,
+               disable=None if progress else True)  # None: only on a terminal
     with seeded(seed, device):
         for x, y in data.batches(s, batch_size, gen):
             c = y if model.uses_labels else None
