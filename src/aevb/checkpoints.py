@@ -4,15 +4,13 @@ Layout of `RUN_DIR/checkpoint.safetensors`:
     tensors   model/<name>, optim/<param index>/<key>, rng/<stream>, data/<name>
     metadata  {"aevb": JSON with format, config, data_info, step, epoch, metrics, optimizer groups}
 
-Loading rebuilds the model through the registry from that JSON; nothing unpickles code. Writes go
-to a temporary file that is renamed into place, so a crash never leaves a half-written checkpoint.
+Loading rebuilds the model through the registry from that JSON; nothing unpickles code. Writes are
+atomic (`aevb.atomic`), so a crash never leaves a half-written checkpoint.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -20,6 +18,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from aevb import models
+from aevb.atomic import atomic_path
 from aevb.config import RunConfig, config_from_dict
 from aevb.errors import AevbError
 
@@ -27,34 +26,12 @@ FORMAT = "aevb-checkpoint-1"
 CHECKPOINT = "checkpoint.safetensors"
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a text file through a temporary file and a rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
     """Atomically write tensors plus JSON metadata to a safetensors file."""
     meta = {"format": FORMAT, **meta}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        cpu = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-        save_file(cpu, tmp, metadata={"aevb": json.dumps(meta)})
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    cpu = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    with atomic_path(path) as tmp:
+        save_file(cpu, str(tmp), metadata={"aevb": json.dumps(meta)})
 
 
 def load(path: Path) -> tuple[dict[str, torch.Tensor], dict]:

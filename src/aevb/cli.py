@@ -118,12 +118,11 @@ def _cmd_train(args) -> int:
     if args.resume:
         if args.out is None:
             raise AevbError("--resume needs --out RUN_DIR, the run to continue")
-        if args.config or model_given or set(given) - set(runs.RESUMABLE):
-            bad = [_flag(k) for k in given if k not in runs.RESUMABLE] + [_flag(k) for k in model_given]
-            bad += ["--config"] if args.config else []
-            raise AevbError(f"{', '.join(bad)} cannot change when resuming; only "
-                            f"{', '.join(_flag(k) for k in runs.RESUMABLE)} can")
-        runs.resume(Path(args.out), given, args.quiet)
+        if args.config or model_given:
+            bad = ["--config"] if args.config else []
+            raise AevbError(f"{', '.join(bad + [_flag(k) for k in model_given])} cannot change when "
+                            f"resuming; only {', '.join(_flag(k) for k in runs.RESUMABLE)} can")
+        runs.resume(Path(args.out), given, args.quiet, args.model)
         return 0
     sources = []
     if args.config:

@@ -11,7 +11,6 @@ import gzip
 import hashlib
 import os
 import struct
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from aevb import atomic
 from aevb.errors import AevbError
 
 # ---------------------------------------------------------------------------------------------
@@ -216,7 +216,7 @@ def download(spec: IdxDataset, folder: Path, mirrors: tuple[str, ...] | None = N
             if digest != spec.sha256[stem]:
                 failures.append(f"{url}: checksum mismatch (got {digest[:12]}...)")
                 continue
-            _atomic_write(folder / f"{stem}.gz", payload)
+            atomic.write_bytes(folder / f"{stem}.gz", payload)
             break
         else:
             files = ", ".join(f"{s}.gz" for s in spec.sha256)
@@ -225,20 +225,6 @@ def download(spec: IdxDataset, folder: Path, mirrors: tuple[str, ...] | None = N
                 f"could not download {spec.name} ({reason}). Put the four files ({files}) in "
                 f"{folder} or in ROOT/{spec.name} and pass --data-dir ROOT or set AEVB_DATA_DIR=ROOT"
             )
-
-
-def _atomic_write(path: Path, payload: bytes) -> None:
-    """Write `payload` to a temporary file beside `path`, flush it to disk, then rename it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def locate(name: str, data_dir: str | Path | None = None, download_missing: bool = True,

@@ -7,11 +7,11 @@ Each function returns the path it wrote.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from aevb.atomic import atomic_path
 
 
 def _figure(width: float, height: float):
@@ -21,17 +21,11 @@ def _figure(width: float, height: float):
 
 
 def _save(fig, path: Path) -> Path:
-    """Write through a temporary file in the same folder, so a failure leaves no partial figure."""
+    """Write atomically, so a failure leaves no partial figure."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=150)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

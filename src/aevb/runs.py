@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from aevb import checkpoints, models
+from aevb import atomic, checkpoints, models
 from aevb.config import RunConfig, config_from_dict
 from aevb.data import Data, check_support, load
 from aevb.errors import AevbError
@@ -74,10 +74,10 @@ def train(cfg: RunConfig, out: Path, quiet: bool = False) -> Trainer:
     torch.manual_seed(cfg.train.seed)
     model = checkpoints.build_model(cfg, data_info(data)).to(device)
     out.mkdir(parents=True, exist_ok=True)
-    checkpoints.atomic_write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+    atomic.write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
     (out / "metrics.jsonl").write_text("")
-    meta = {"config": cfg.to_dict(), "data_info": data_info(data), "model": cfg.model}
-    trainer = Trainer(model, data, cfg.train, out, meta, quiet)
+    run_meta = {"config": cfg.to_dict(), "data_info": data_info(data), "model": cfg.model}
+    trainer = Trainer(model, data, cfg.train, out, run_meta, quiet)
     trainer.fit()
     return trainer
 
@@ -86,9 +86,12 @@ def train(cfg: RunConfig, out: Path, quiet: bool = False) -> Trainer:
 RESUMABLE = ("epochs", "max_steps", "device")
 
 
-def resume(out: Path, train_overrides: dict, quiet: bool = False) -> Trainer:
+def resume(out: Path, train_overrides: dict, quiet: bool = False, model: str | None = None) -> Trainer:
     """Continue the run in `out` from its last checkpoint, optionally for more epochs or steps."""
     tensors, meta = checkpoints.load(out)
+    if model is not None and meta["config"]["model"] != model:
+        raise AevbError(f"{out} holds a {meta['config']['model']} run, not {model}; "
+                        f"resume it with `aevb train {meta['config']['model']} --resume`")
     cls = models.get(meta["config"]["model"])
     cfg = config_from_dict(meta["config"], cls)
     for key, value in train_overrides.items():
@@ -101,10 +104,9 @@ def resume(out: Path, train_overrides: dict, quiet: bool = False) -> Trainer:
     model = checkpoints.build_model(cfg, meta["data_info"])
     model.load_state_dict(checkpoints.prefixed(tensors, "model"))
     model.to(device)
-    meta = {**meta, "config": cfg.to_dict()}
-    checkpoints.atomic_write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
-    trainer = Trainer(model, data, cfg.train, out, {k: meta[k] for k in ("config", "data_info",
-                                                                         "model")}, quiet)
+    atomic.write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+    run_meta = {"config": cfg.to_dict(), "data_info": meta["data_info"], "model": cfg.model}
+    trainer = Trainer(model, data, cfg.train, out, run_meta, quiet)
     trainer.restore(tensors, meta)
     trainer.fit()
     return trainer

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from aevb import checkpoints
+from aevb import atomic, checkpoints
 from aevb.config import TrainConfig
 from aevb.data import Data
 from aevb.errors import AevbError
@@ -194,4 +194,4 @@ class Trainer:
         self.seconds, self.metrics = meta["seconds"], list(meta["metrics"])
         if self.run_dir is not None:  # drop lines of a partial epoch that this run will finish
             lines = "".join(json.dumps(m) + "\n" for m in self.metrics)
-            checkpoints.atomic_write_text(self.run_dir / "metrics.jsonl", lines)
+            atomic.write_text(self.run_dir / "metrics.jsonl", lines)
