@@ -102,6 +102,14 @@ def test_input_errors_are_one_line(tmp_path, capsys, monkeypatch, argv, match):
     assert not (tmp_path / "runs").exists()  # nothing half-written
 
 
+def test_divergence_is_one_line_and_writes_no_nan(tmp_path, capsys):
+    run = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", "fa", "--lr", 1e4, "--epochs", 2, "--out", run, "--quiet")
+    assert code == 2 and err.count("\n") == 1 and "training diverged" in err and "lower --lr" in err
+    assert "nan" not in (run / "metrics.jsonl").read_text().lower()
+    assert not (run / "checkpoint.safetensors").exists()
+
+
 def test_bad_toml_values(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
     for text, match in [('[train]\nepochs = "many"\n', "'epochs' must be int"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from pathlib import Path
 
@@ -94,7 +95,12 @@ class Trainer:
             batches = self.data.batches(self.data.train, bs, self.gen, self.order,
                                         start=self.batch_in_epoch)
             for x, y in batches:
-                self.elbo_sum += self.train_step(x, y if uses_labels else None)
+                try:
+                    self.elbo_sum += self.train_step(x, y if uses_labels else None)
+                except ValueError as e:  # torch.distributions refuses NaN or degenerate parameters
+                    found = re.search(r"parameter (\w+) .* of distribution (\w+)", str(e))
+                    why = f"{found[2]} got an invalid {found[1]}" if found else str(e).splitlines()[0]
+                    raise self._diverged(why) from None
                 self.elbo_count += x.shape[0]
                 self.step += 1
                 self.batch_in_epoch += 1
@@ -109,6 +115,8 @@ class Trainer:
             if complete:
                 self.epoch += 1
             record = self._record(complete)
+            if not (math.isfinite(record["train_elbo"]) and math.isfinite(record["test_elbo"])):
+                raise self._diverged("the ELBO is not finite")  # before any NaN reaches disk
             if complete:
                 self.metrics.append(record)
                 self.order, self.batch_in_epoch = None, 0
@@ -117,6 +125,12 @@ class Trainer:
             self._log(record)
             self.save()
         return self.metrics
+
+    def _diverged(self, why: str) -> AevbError:
+        kept = self.run_dir is not None and (self.run_dir / checkpoints.CHECKPOINT).exists()
+        saved = "; the last good checkpoint is kept" if kept else ""
+        return AevbError(f"training diverged by step {self.step + 1} ({why}){saved}; "
+                         f"lower --lr (now {self.cfg.lr:g}) or check the data for outliers")
 
     def _record(self, complete: bool) -> dict:
         test = mean_elbo(self.model, self.data, "test", self.cfg.eval_batch_size, self.cfg.seed,
