@@ -32,11 +32,12 @@ def prepare_data(cfg: RunConfig, device: torch.device | str = "cpu") -> Data:
     data.train.x = data.train.x.flatten(1)
     data.test.x = data.test.x.flatten(1)
     mode_support = _MODE_SUPPORT.get(data.preprocess)
-    if cls.support != "real":
+    support = cls.data_support(cfg.model_config)
+    if support != "real":
         if mode_support is None:  # raw values: check them
             for name in ("train", "test"):
-                check_support(data.split(name).x, cls.support, f"{data.name} x_{name}")
-        elif cls.support == "binary" and mode_support != "binary":
+                check_support(data.split(name).x, support, f"{data.name} x_{name}")
+        elif support == "binary" and mode_support != "binary":
             raise AevbError(f"model {cfg.model} needs binary data but --preprocess "
                             f"{data.preprocess} gives values in [0, 1]; use binarize-threshold or "
                             "binarize-dynamic")

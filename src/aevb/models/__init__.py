@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from aevb.errors import AevbError
 from aevb.models.base import LatentModel, Terms
+from aevb.models.cvae import CVAE
 from aevb.models.fa import FactorAnalysis
+from aevb.models.vae import VAE
 
-MODELS: dict[str, type[LatentModel]] = {m.name: m for m in (FactorAnalysis,)}
+MODELS: dict[str, type[LatentModel]] = {m.name: m for m in (FactorAnalysis, VAE, CVAE)}
 
 
 def get(name: str) -> type[LatentModel]:

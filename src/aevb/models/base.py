@@ -36,6 +36,11 @@ class LatentModel(nn.Module):
     uses_labels: ClassVar[bool] = False  # conditional models take c = the datapoint's label
 
     @classmethod
+    def data_support(cls, cfg) -> str:
+        """What p(x|z) accepts for this config: real | unit | binary."""
+        return cls.support
+
+    @classmethod
     def resolve(cls, cfg, dataset: str):
         """Fill options whose default depends on the dataset; the resolved config is saved."""
         return cfg

@@ -1,0 +1,122 @@
+"""Every registered model: shapes, gradients, sampling; and the neural models' likelihood options."""
+
+import numpy as np
+import pytest
+import torch
+
+from aevb import models, runs
+from aevb.config import build_config
+from aevb.errors import AevbError
+from aevb.objectives import elbo
+
+B, K, D, C = 6, 3, 784, 10
+
+
+def small(name):
+    """A small instance of a registered model, with data of the right kind for its likelihood."""
+    cls = models.get(name)
+    cfg = cls.Config()
+    if hasattr(cfg, "hidden"):
+        cfg.hidden = 32
+    d = 3 if name == "fa" else D
+    if name == "fa":
+        cfg.learn_mean = True
+    model = cls(cfg, (d,), C)
+    support = cls.data_support(cfg)
+    x = torch.randn(B, d) if support == "real" else torch.rand(B, d)
+    if support == "binary":
+        x = (x > 0.5).float()
+    y = torch.arange(B) % C if cls.uses_labels else None
+    return model, x, y
+
+
+@pytest.mark.parametrize("name", sorted(models.MODELS))
+def test_terms_shapes_and_gradients(name):
+    model, x, y = small(name)
+    t = model.terms(x, y, K)
+    for v in (t.log_px, t.log_pz, t.log_qz):
+        assert v.shape == (K, B) and torch.isfinite(v).all()
+    assert t.kl is None or t.kl.shape == (B,)
+    (-elbo(t).mean()).backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), pname
+        assert p.grad.abs().sum() > 0, f"{pname} gets no gradient"
+
+
+@pytest.mark.parametrize("name", sorted(models.MODELS))
+def test_sample_and_encode_shapes(name):
+    model, x, y = small(name)
+    model.eval()
+    assert model.sample(5).shape == (5, x.shape[1])
+    q = model.posterior(x, y)
+    assert q.batch_shape == (B,) and q.event_shape == (model.cfg.latent_dim,)
+
+
+@pytest.mark.parametrize("likelihood", ["continuous-bernoulli", "bernoulli", "gaussian"])
+def test_vae_likelihood_options(likelihood):
+    model = models.get("vae")(models.get("vae").Config(likelihood=likelihood, hidden=16), (D,))
+    px = model.likelihood(torch.randn(K, B, model.cfg.latent_dim))
+    assert px.batch_shape == (K, B) and px.event_shape == (D,)
+
+
+def test_continuous_bernoulli_is_finite_near_0_half_and_1():
+    """The CB normaliser C(lambda) is singular-looking at 0.5 and steep near 0 and 1."""
+    from aevb.models.nets import LikelihoodHead
+
+    head = LikelihoodHead(1, 4, "continuous-bernoulli")
+    with torch.no_grad():
+        head.out.weight.zero_()
+        for logit in (-30.0, -1e-4, 0.0, 1e-4, 30.0):  # sigmoid near 0, 0.5, 0.5, 0.5, 1
+            head.out.bias.fill_(logit)
+            lp = head(torch.zeros(1, 1)).log_prob(torch.tensor([[0.0, 0.25, 0.75, 1.0]]))
+            assert torch.isfinite(lp).all(), logit
+    # at lambda = 0.5 the CB is uniform on [0,1]: its log-density is exactly 0
+    head.out.bias.data.fill_(0.0)
+    assert head(torch.zeros(1, 1)).log_prob(torch.full((1, 4), 0.3)).abs().max() < 1e-5
+
+
+def test_cvae_prior_depends_on_the_label():
+    model, _, _ = small("cvae")
+    with torch.no_grad():
+        model.p_z.mean.weight.normal_()
+    p0, p1 = model.prior(torch.tensor([0])), model.prior(torch.tensor([1]))
+    assert not torch.allclose(p0.mean, p1.mean)
+    model.zero_grad()
+    x = torch.rand(B, D)
+    y = torch.arange(B) % C
+    (-elbo(model.terms(x, y, 2)).mean()).backward()
+    assert model.p_z.mean.weight.grad[:, :B].abs().sum(0).gt(0).all()  # each seen label learns
+
+
+def cfg_for(name, dataset, **model_config):
+    return build_config(name, models.get(name), [("t", {"data": {"dataset": str(dataset)},
+                                                        "model_config": model_config})])
+
+
+def test_likelihood_that_does_not_fit_the_data_is_refused():
+    cfg = cfg_for("vae", "mnist-sample", likelihood="bernoulli")  # the recipe dequantizes
+    with pytest.raises(AevbError, match="needs binary data"):
+        runs.prepare_data(cfg)
+    cfg.data.preprocess = "binarize-dynamic"
+    runs.prepare_data(cfg)
+
+
+def test_unit_likelihood_refuses_real_valued_user_data(tmp_path):
+    path = tmp_path / "d.npz"
+    np.savez(path, x_train=np.random.randn(20, 5), x_test=np.random.randn(5, 5))
+    cfg = cfg_for("vae", path)
+    cfg.data.preprocess = "none"
+    with pytest.raises(AevbError, match="needs \\[0, 1\\]"):
+        runs.prepare_data(cfg)
+    cfg = cfg_for("vae", path, likelihood="gaussian")
+    cfg.data.preprocess = "none"
+    runs.prepare_data(cfg)
+
+
+def test_cvae_without_labels_is_refused(tmp_path):
+    path = tmp_path / "d.npz"
+    np.savez(path, x_train=np.random.rand(20, 5), x_test=np.random.rand(5, 5))
+    cfg = cfg_for("cvae", path)
+    cfg.data.preprocess = "none"
+    with pytest.raises(AevbError, match="conditioned on labels"):
+        runs.prepare_data(cfg)
