@@ -68,6 +68,30 @@ def test_fa_figures(tmp_path, capsys):
     assert len(out.splitlines()) == 6
 
 
+@pytest.mark.parametrize("name", ["vae", "cvae"])
+def test_image_model_figures_and_labels(tmp_path, capsys, name):
+    run = tmp_path / "run"
+    run_cli(capsys, "train", name, "--dataset", "mnist-sample", "--epochs", 1, "--batch-size", 500,
+            "--hidden", 16, "--out", run, "--quiet")
+    code, out, _ = run_cli(capsys, "figures", run)
+    names = {p.name for p in (run / "figures").iterdir()}
+    expected = {"learning-curve.png", "test-digits.png", "generations-param.png",
+                "generations-mean.png", "generations-sample.png", "tsne-posterior-means.png",
+                "tsne-posterior-means.pdf"}
+    if name == "cvae":
+        expected.add("generations-per-label.png")
+    assert code == 0 and names == expected and len(out.splitlines()) == len(expected)
+    code, _, err = run_cli(capsys, "sample", run, "--label", 3, "--mode", "param", "--n", 8,
+                           "--out", tmp_path / "s.npy")
+    if name == "cvae":
+        x = np.load(tmp_path / "s.npy")
+        assert code == 0 and x.shape == (8, 784) and 0 <= x.min() and x.max() <= 1
+        code, _, err = run_cli(capsys, "sample", run, "--label", 10, "--out", tmp_path / "s.npy")
+        assert code == 2 and "labels of this run are 0..9" in err
+    else:
+        assert code == 2 and "not conditioned on labels" in err
+
+
 def test_config_file_and_flags_layer(tmp_path, capsys):
     toml = tmp_path / "r.toml"
     toml.write_text('model = "fa"\n[train]\nepochs = 2\nbatch_size = 100\nlr = 0.02\n'

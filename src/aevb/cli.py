@@ -100,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", metavar="RUN_DIR")
     p.add_argument("--n", type=int, default=64, help="number of samples (default: 64)")
     p.add_argument("--out", required=True, metavar="FILE", help=".png for a figure, .npy for the array")
+    p.add_argument("--mode", choices=("sample", "mean", "param"), default="sample",
+                   help="a draw from p(x|z), its mean, or the decoder's parameter (default: sample)")
+    p.add_argument("--label", type=int, default=None,
+                   help="condition a label-conditioned model (cvae) on this class")
     p.add_argument("--seed", type=int, default=0, help="(default: 0)")
 
     p = sub.add_parser("figures", help="write the model's figures")
@@ -172,8 +176,16 @@ def _cmd_sample(args) -> int:
     if args.n < 1:
         raise AevbError("--n must be at least 1")
     model, cfg, meta = load_model(args.run)
+    c = None
+    if args.label is not None:
+        n_classes = meta["data_info"].get("n_classes") or 0
+        if not model.uses_labels:
+            raise AevbError(f"--label: model {cfg.model} is not conditioned on labels")
+        if not 0 <= args.label < n_classes:
+            raise AevbError(f"--label {args.label}: labels of this run are 0..{n_classes - 1}")
+        c = torch.full((args.n,), args.label, dtype=torch.long)
     torch.manual_seed(args.seed)
-    x = model.sample(args.n).cpu()
+    x = model.sample(args.n, c, args.mode).cpu()
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npy":
         np.save(out, x.numpy())
@@ -183,10 +195,10 @@ def _cmd_sample(args) -> int:
 
 
 def _cmd_figures(args) -> int:
-    from aevb import runs
+    from aevb import figures
 
     out = Path(args.out) if args.out else Path(args.run) / "figures"
-    for path in runs.figures(args.run, out):
+    for path in figures.write(args.run, out):
         print(path)
     return 0
 

@@ -44,14 +44,35 @@ def learning_curve(metrics: list[dict], path: Path, title: str = "") -> Path:
     return _save(fig, path)
 
 
+def embedding(points: np.ndarray, labels, classes, path: Path, title: str) -> Path:
+    """A 2-D map of points, coloured and labelled by class at each class's median position."""
+    fig = _figure(6.0, 5.6)
+    ax = fig.subplots()
+    if labels is None:
+        ax.scatter(points[:, 0], points[:, 1], s=2, color="C0", lw=0)
+    else:
+        for k in np.unique(labels):
+            pts = points[labels == k]
+            name = classes[k] if classes is not None else str(k)
+            ax.scatter(pts[:, 0], pts[:, 1], s=2, color=f"C{k % 10}", lw=0, label=name)
+            mx, my = np.median(pts, axis=0)
+            ax.text(mx, my, name, fontsize=11, weight="bold", ha="center", va="center",
+                    bbox={"boxstyle": "round,pad=0.2", "fc": "white", "alpha": 0.7, "lw": 0})
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title)
+    return _save(fig, path)
+
+
 def top_two_axes(x: np.ndarray) -> tuple[int, int]:
     """The two coordinates of largest variance: the view in which a 2-D scatter shows most."""
     i, j = sorted(np.argsort(x.var(axis=0))[::-1][:2])
     return int(i), int(j)
 
 
-def image_grid(x: np.ndarray, image_shape, path: Path, ncols: int = 10, title: str = "") -> Path:
-    """Datapoints shown as grey images in a grid, 0 = black and 1 = white."""
+def image_grid(x: np.ndarray, image_shape, path: Path, ncols: int = 10, title: str = "",
+               row_labels=None) -> Path:
+    """Datapoints shown as grey images in a grid, 0 = black and 1 = white; rows optionally named."""
     n = len(x)
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
@@ -63,7 +84,13 @@ def image_grid(x: np.ndarray, image_shape, path: Path, ncols: int = 10, title: s
     fig = _figure(ncols * 0.5 + 0.4, nrows * 0.5 + (0.5 if title else 0.2))
     ax = fig.subplots()
     ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_axis_off()
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if row_labels is not None:
+        ax.set_yticks([1 + r * (h + 1) + h / 2 for r in range(nrows)], list(row_labels)[:nrows])
+        ax.tick_params(left=False, labelsize=8)
     if title:
         ax.set_title(title)
     return _save(fig, path)

@@ -17,7 +17,6 @@ from aevb import atomic, checkpoints, models
 from aevb.config import RunConfig, config_from_dict
 from aevb.data import Data, check_support, load
 from aevb.errors import AevbError
-from aevb.evaluate import seeded
 from aevb.train import Trainer, resolve_device
 
 # What each preprocessing mode guarantees about the values it returns.
@@ -121,30 +120,3 @@ def open_run(run: str | Path, device: str = "cpu", with_data: bool = True
     data = prepare_data(cfg, dev) if with_data else None
     return model, cfg, data, meta
 
-
-def figures(run: str | Path, out: Path) -> list[Path]:
-    """Write every figure of a run into `out`; returns the files written."""
-    from aevb import plots
-
-    model, cfg, data, meta = open_run(run)
-    written = []
-    if meta["metrics"]:
-        written.append(plots.learning_curve(meta["metrics"], out / "learning-curve.png",
-                                            f"{cfg.model} on {meta['data_info']['dataset']}"))
-    with seeded(cfg.train.seed, data.test.x.device):
-        x = model.sample(len(data.test) if data.image_shape is None else 100).cpu().numpy()
-    if data.image_shape is None:
-        written.append(plots.scatter_over_data(x, data.test.x.cpu().numpy(),
-                                               out / "samples-over-test-data.png"))
-    else:
-        written.append(plots.samples(x, meta["data_info"], out / "samples.png"))
-    if cfg.model == "fa":
-        from aevb import experiments
-
-        trace = experiments.experiment_1(cfg, data)
-        for suffix in (".png", ".pdf"):
-            written.append(plots.fa_learning(trace, out / f"fa-experiment1-learning{suffix}"))
-        trace = experiments.experiment_2(cfg, data)
-        for suffix in (".png", ".pdf"):
-            written.append(plots.fa_alternating(trace, out / f"fa-experiment2-alternating{suffix}"))
-    return written

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import torch
 from torch import nn
-from torch.distributions import Distribution, kl_divergence
+from torch.distributions import Distribution, Independent, kl_divergence
 
 
 @dataclass
@@ -70,10 +70,23 @@ class LatentModel(nn.Module):
         return Terms(log_px=px.log_prob(x), log_pz=pz.log_prob(z), log_qz=qz.log_prob(z), kl=kl)
 
     @torch.no_grad()
-    def sample(self, n: int, c: torch.Tensor | None = None) -> torch.Tensor:
-        """n draws x ~ p(x | c) = integral p(z|c) p(x|z,c) dz, shape (n, D...)."""
-        z = self.prior(c).sample(() if c is not None else (n,))
-        return self.likelihood(z, c).sample()
+    def sample(self, n: int, c: torch.Tensor | None = None, mode: str = "sample") -> torch.Tensor:
+        """n draws from p(x | c), shape (n, D...). `mode` says what is shown of p(x|z):
+
+        "sample" a draw x ~ p(x|z); "mean" E[x|z]; "param" the decoder's parameter (the
+        Bernoulli or continuous-Bernoulli probability, the Gaussian mean), which is what the
+        tutorial's figures show.
+        """
+        z = self.prior(c).sample(() if c is not None else (n,))  # (n, Dz)
+        px = self.likelihood(z, c)
+        if mode == "sample":
+            return px.sample()
+        if mode == "mean":
+            return px.mean
+        if mode == "param":
+            base = px.base_dist if isinstance(px, Independent) else px
+            return base.probs if hasattr(base, "probs") else px.mean
+        raise ValueError(f"unknown sample mode {mode!r}; use sample, mean or param")
 
     def exact_log_prob(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         """log p(x | c) in closed form, (B,), for the models where it exists."""

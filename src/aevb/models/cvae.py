@@ -66,8 +66,8 @@ class CVAE(LatentModel):
         return self.q_head(self.encoder(torch.cat([x, self.one_hot(c)], -1)))
 
     @torch.no_grad()
-    def sample(self, n: int, c: torch.Tensor | None = None) -> torch.Tensor:
+    def sample(self, n: int, c: torch.Tensor | None = None, mode: str = "sample") -> torch.Tensor:
         """n draws from p(x | y); without labels, y cycles through the classes."""
         if c is None:
             c = torch.arange(n, device=self.p_z.mean.weight.device) % self.n_classes
-        return super().sample(n, c)
+        return super().sample(n, c, mode)

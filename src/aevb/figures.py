@@ -1,0 +1,101 @@
+"""Which figures a trained run gets, and the numbers behind them. Drawing is in `aevb.plots`.
+
+Every run: the learning curve. Image models: test digits, generations in the tutorial's three modes
+(decoder parameter, mean, sample), and a t-SNE map of the test set's posterior means; the CVAE adds
+its label-by-label grid. FA: samples over the data and the tutorial's two experiments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from aevb import plots
+from aevb.evaluate import seeded
+from aevb.runs import open_run
+
+TSNE_POINTS = 5000  # test points in the t-SNE map: enough to show the clusters, ~20 s on 2 cores
+
+
+@torch.no_grad()
+def posterior_means(model, data, n: int, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Means of q(z|x[,y]) for a seeded random subset of n test points, with their labels."""
+    s = data.test
+    gen = torch.Generator(device=s.x.device).manual_seed(seed)
+    idx = torch.randperm(len(s), generator=gen, device=s.x.device)[:n]
+    means, labels = [], []
+    for x, y in data.batches(s, 1000, gen, idx):
+        means.append(model.posterior(x, y if model.uses_labels else None).mean.cpu())
+        labels.append(None if y is None else y.cpu())
+    y_all = None if labels[0] is None else torch.cat(labels).numpy()
+    return torch.cat(means).numpy(), y_all
+
+
+def tsne(points: np.ndarray, seed: int) -> np.ndarray:
+    from sklearn.manifold import TSNE
+
+    if points.shape[1] == 2:  # already a plane: show it as it is
+        return points
+    return TSNE(n_components=2, init="pca", learning_rate="auto", random_state=seed).fit_transform(points)
+
+
+def write(run: str | Path, out: Path) -> list[Path]:
+    """Write every figure of a run into `out`; returns the files written."""
+    model, cfg, data, meta = open_run(run)
+    info, seed = meta["data_info"], cfg.train.seed
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    if meta["metrics"]:
+        written.append(plots.learning_curve(meta["metrics"], out / "learning-curve.png",
+                                            f"{cfg.model} on {info['dataset']}"))
+    if data.image_shape is None:
+        with seeded(seed, data.test.x.device):
+            x = model.sample(len(data.test)).cpu().numpy()
+        written.append(plots.scatter_over_data(x, data.test.x.cpu().numpy(),
+                                               out / "samples-over-test-data.png"))
+    else:
+        written += _image_figures(model, cfg, data, info, out, seed)
+    if cfg.model == "fa":
+        written += _fa_experiments(cfg, data, out)
+    return written
+
+
+def _image_figures(model, cfg, data, info, out: Path, seed: int) -> list[Path]:
+    shape = data.image_shape
+    raw = data.test.x[:100].cpu().float()
+    shown = raw / 255.0 if data.test.x.dtype == torch.uint8 else raw
+    written = [plots.image_grid(shown.numpy(), shape, out / "test-digits.png", title="test digits")]
+    for mode, what in (("param", "decoder parameter"), ("mean", "decoder mean"), ("sample", "samples")):
+        with seeded(seed, data.test.x.device):
+            x = model.sample(100, mode=mode).cpu().numpy()
+        written.append(plots.image_grid(np.clip(x, 0, 1), shape, out / f"generations-{mode}.png",
+                                        title=f"generations: {what}"))
+    if model.uses_labels:
+        rows, per_row = len(data.classes), 15
+        c = torch.arange(rows, device=data.test.x.device).repeat_interleave(per_row)
+        with seeded(seed, data.test.x.device):
+            x = model.sample(len(c), c, mode="param").cpu().numpy()
+        written.append(plots.image_grid(x, shape, out / "generations-per-label.png", ncols=per_row,
+                                        title="p(x | y): one row per label", row_labels=data.classes))
+    z, y = posterior_means(model, data, min(TSNE_POINTS, len(data.test)), seed)
+    emb = tsne(z, seed)
+    q = "q(z|x,y)" if model.uses_labels else "q(z|x)"
+    for suffix in (".png", ".pdf"):
+        written.append(plots.embedding(emb, y, data.classes, out / f"tsne-posterior-means{suffix}",
+                                       f"t-SNE of {q} means, {len(z):,} test points"))
+    return written
+
+
+def _fa_experiments(cfg, data, out: Path) -> list[Path]:
+    from aevb import experiments
+
+    written = []
+    trace = experiments.experiment_1(cfg, data)
+    for suffix in (".png", ".pdf"):
+        written.append(plots.fa_learning(trace, out / f"fa-experiment1-learning{suffix}"))
+    trace = experiments.experiment_2(cfg, data)
+    for suffix in (".png", ".pdf"):
+        written.append(plots.fa_alternating(trace, out / f"fa-experiment2-alternating{suffix}"))
+    return written
