@@ -34,9 +34,10 @@ def small(name):
 def test_terms_shapes_and_gradients(name):
     model, x, y = small(name)
     t = model.terms(x, y, K)
-    for v in (t.log_px, t.log_pz, t.log_qz):
-        assert v.shape == (K, B) and torch.isfinite(v).all()
-    assert t.kl is None or t.kl.shape == (B,)
+    for v in (t.log_px, t.log_pz, t.log_qz):  # (K, B), or (K, C, B) with a summed-out y
+        assert v.shape[0] == K and v.shape[-1] == B and torch.isfinite(v).all()
+    assert t.kl is None or t.kl.shape[-1] == B
+    assert elbo(t).shape == (B,)
     (-elbo(t).mean()).backward()
     for pname, p in model.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), pname
@@ -49,7 +50,8 @@ def test_sample_and_encode_shapes(name):
     model.eval()
     assert model.sample(5).shape == (5, x.shape[1])
     q = model.posterior(x, y)
-    assert q.batch_shape == (B,) and q.event_shape == (model.cfg.latent_dim,)
+    assert q.batch_shape[-1] == B and q.event_shape == (model.cfg.latent_dim,)
+    assert model.posterior_mean(x, y).shape == (B, model.cfg.latent_dim)
 
 
 @pytest.mark.parametrize("likelihood", ["continuous-bernoulli", "bernoulli", "gaussian"])

@@ -27,7 +27,7 @@ def posterior_means(model, data, n: int, seed: int) -> tuple[np.ndarray, np.ndar
     idx = torch.randperm(len(s), generator=gen, device=s.x.device)[:n]
     means, labels = [], []
     for x, y in data.batches(s, 1000, gen, idx):
-        means.append(model.posterior(x, y if model.uses_labels else None).mean.cpu())
+        means.append(model.posterior_mean(x, y if model.uses_labels else None).cpu())
         labels.append(None if y is None else y.cpu())
     y_all = None if labels[0] is None else torch.cat(labels).numpy()
     return torch.cat(means).numpy(), y_all

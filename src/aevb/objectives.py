@@ -7,6 +7,14 @@ Both reduce `Terms` from `LatentModel.terms`; this is the only place log-weights
     IWAE_K = log (1/K) sum_k p(x, z_k) / q(z_k | x)            (Burda et al. 2015)
 
 ELBO <= IWAE_K <= log p(x), and IWAE_K -> log p(x) as K grows.
+
+With a discrete y summed out (terms with a component axis C and q(y|x) in `log_qy`):
+
+    ELBO   = sum_y q(y|x) [ELBO_y - log q(y|x)]                ELBO_y: the above, for y = c
+    IWAE_K = log (1/K) sum_k sum_y p(x, y, z_ky) / q(z_ky | x, y),   z_ky ~ q(z | x, y)
+
+The IWAE weight of draw k sums over y inside the log; its expectation is sum_y p(x, y) = p(x), so
+it stays a valid bound (one stratified draw per component; q(y|x) cancels out of it).
 """
 
 from __future__ import annotations
@@ -19,15 +27,20 @@ from aevb.models.base import LatentModel, Terms
 
 
 def log_weights(t: Terms) -> torch.Tensor:
-    """log p(x, z_k) - log q(z_k | x), shape (K, B)."""
-    return t.log_px + t.log_pz - t.log_qz
+    """log p(x, z_k) - log q(z_k | x), shape (K, B); a summed-out y is summed inside the log."""
+    lw = t.log_px + t.log_pz - t.log_qz  # (K, B) or (K, C, B)
+    return lw if t.log_qy is None else torch.logsumexp(lw, dim=1)
 
 
 def elbo(t: Terms, analytic_kl: bool = True) -> torch.Tensor:
     """The evidence lower bound per datapoint, (B,), averaged over the K draws."""
     if analytic_kl and t.kl is not None:
-        return t.log_px.mean(0) - t.kl
-    return log_weights(t).mean(0)
+        per = t.log_px.mean(0) - t.kl  # (B,) or (C, B)
+    else:
+        per = (t.log_px + t.log_pz - t.log_qz).mean(0)
+    if t.log_qy is None:
+        return per
+    return (t.log_qy.exp() * (per - t.log_qy)).sum(0)  # sum_y q(y|x) [ELBO_y - log q(y|x)]
 
 
 def iwae(model: LatentModel, x: torch.Tensor, c: torch.Tensor | None = None, k: int = 100,

@@ -6,9 +6,10 @@ from aevb.errors import AevbError
 from aevb.models.base import LatentModel, Terms
 from aevb.models.cvae import CVAE
 from aevb.models.fa import FactorAnalysis
+from aevb.models.gmvae import GMVAE
 from aevb.models.vae import VAE
 
-MODELS: dict[str, type[LatentModel]] = {m.name: m for m in (FactorAnalysis, VAE, CVAE)}
+MODELS: dict[str, type[LatentModel]] = {m.name: m for m in (FactorAnalysis, VAE, CVAE, GMVAE)}
 
 
 def get(name: str) -> type[LatentModel]:

@@ -18,12 +18,17 @@ from torch.distributions import Distribution, Independent, kl_divergence
 
 @dataclass
 class Terms:
-    """Log-densities at K reparameterised draws z_k ~ q(z|x) for a batch of B datapoints."""
+    """Log-densities at K reparameterised draws z_k ~ q(z|x) for a batch of B datapoints.
 
-    log_px: torch.Tensor  # (K, B) log p(x | z_k)
-    log_pz: torch.Tensor  # (K, B) log p(z_k)
-    log_qz: torch.Tensor  # (K, B) log q(z_k | x)
-    kl: torch.Tensor | None = None  # (B,) KL(q(z|x) || p(z)) when torch has it in closed form
+    Models with a discrete latent y summed out exactly (the GMVAE) add a component axis C:
+    every term is then (K, C, B), scored at z_kc ~ q(z | x, y=c), and `log_qy` holds q(y | x).
+    """
+
+    log_px: torch.Tensor  # (K, B) or (K, C, B): log p(x | z_k)
+    log_pz: torch.Tensor  # (K, B) or (K, C, B): log p(z_k), or log p(y=c) + log p(z_kc | y=c)
+    log_qz: torch.Tensor  # (K, B) or (K, C, B): log q(z_k | x), or log q(z_kc | x, y=c)
+    kl: torch.Tensor | None = None  # (B,) or (C, B): E_q[log q(z..) - log p(z..)] in closed form
+    log_qy: torch.Tensor | None = None  # (C, B) log q(y=c | x), when y is summed out
 
 
 class LatentModel(nn.Module):
@@ -87,6 +92,10 @@ class LatentModel(nn.Module):
             base = px.base_dist if isinstance(px, Independent) else px
             return base.probs if hasattr(base, "probs") else px.mean
         raise ValueError(f"unknown sample mode {mode!r}; use sample, mean or param")
+
+    def posterior_mean(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """E_q[z | x, c], (B, Dz): where the encoder places each datapoint (for maps and plots)."""
+        return self.posterior(x, c).mean
 
     def exact_log_prob(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         """log p(x | c) in closed form, (B,), for the models where it exists."""

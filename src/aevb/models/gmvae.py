@@ -1,0 +1,122 @@
+"""The Gaussian-mixture VAE of Rui Shu (2016), section 6 of Yang (2022), arXiv 2208.07818.
+
+Generative model, with C components (the tutorial's K):
+
+    p(y)     = 1/C                                   uniform over components
+    p(z | y) = N(A y, diag(softplus(B y))^2)         y one-hot
+    p(x | z) = Bernoulli(x; f(z))
+
+Inference: q(y | x) q(z | x, y). The discrete y is summed out exactly, never sampled: `terms`
+scores z_c ~ q(z | x, y=c) for every c at once, with a component axis C, and `aevb.objectives`
+weights the per-component ELBOs by q(y | x). The first layer of q(z | x, y) acts on [x, y], so it
+is W_x x + W_y y: W_x x is computed once and shared by all C values of y.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.distributions import kl_divergence
+
+from aevb.models.base import LatentModel, Terms
+from aevb.models.nets import LIKELIHOOD_SUPPORT, GaussianHead, LikelihoodHead, mlp
+from aevb.models.vae import check_likelihood
+
+
+@dataclass
+class GMVAEConfig:
+    components: int = 10  # C, the mixture components (clusters); the tutorial's K
+    latent_dim: int = 64  # Dz
+    hidden: int = 512  # H, the width of every hidden layer
+    layers: int = 2  # hidden layers in each network (at least 1)
+    likelihood: str = "bernoulli"  # bernoulli | continuous-bernoulli | gaussian
+
+
+class GMVAE(LatentModel):
+    """Gaussian-mixture VAE with q(y|x) summed out exactly."""
+
+    name = "gmvae"
+    Config = GMVAEConfig
+    recipe = {
+        "data": {"dataset": "mnist", "preprocess": "binarize-threshold"},
+        "train": {"epochs": 80, "batch_size": 100, "lr": 1e-3},
+    }
+
+    def __init__(self, cfg: GMVAEConfig, event_shape: tuple[int, ...], n_classes: int | None = None):
+        super().__init__()
+        check_likelihood(cfg)
+        if cfg.layers < 1 or cfg.components < 1:
+            raise ValueError("gmvae needs at least one hidden layer and one component")
+        (d,) = event_shape
+        c, h, dz = cfg.components, cfg.hidden, cfg.latent_dim
+        self.cfg = cfg
+        self.qy = nn.Sequential(mlp(d, h, cfg.layers, 0.0), nn.Linear(h, c))  # logits of q(y|x)
+        self.qz_x = nn.Linear(d, h)  # first layer of q(z|x,y), the x part
+        self.qz_y = nn.Linear(c, h, bias=False)  # first layer of q(z|x,y), the y part
+        self.qz_rest = mlp(h, h, cfg.layers - 1, 0.0)
+        self.qz_head = GaussianHead(h, dz)
+        self.pz_y = GaussianHead(c, dz)  # p(z|y): linear mean, softplus-linear std of one-hot y
+        self.decoder = mlp(dz, h, cfg.layers, 0.0)
+        self.px_head = LikelihoodHead(h, d, cfg.likelihood)
+        for m in self.modules():  # the tutorial's initialisation: Xavier-normal weights, zero biases
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_normal_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    @classmethod
+    def data_support(cls, cfg) -> str:
+        check_likelihood(cfg)
+        return LIKELIHOOD_SUPPORT[cfg.likelihood]
+
+    @property
+    def log_py(self) -> float:
+        return -math.log(self.cfg.components)  # log p(y), uniform
+
+    def prior(self, c=None):
+        """p(z | y): for the components in c (n,), or for every component, batch (C, 1)."""
+        eye = torch.eye(self.cfg.components, device=self.qz_y.weight.device)
+        return self.pz_y(eye[c] if c is not None else eye[:, None, :])
+
+    def likelihood(self, z, c=None):
+        """p(x | z), batched over the leading dims of z."""
+        return self.px_head(self.decoder(z))
+
+    def posterior(self, x, c=None):
+        """q(z | x, y) for every y at once: batch (C, B)."""
+        hx = self.qz_x(x)  # (B, H), shared by all components
+        hy = self.qz_y.weight.T[:, None, :]  # (C, 1, H): W_y y for each one-hot y
+        return self.qz_head(self.qz_rest(F.relu(hx + hy)))  # (C, B, H) -> batch (C, B)
+
+    def posterior_mean(self, x, c=None):
+        """E_q[z | x] under the mixture q(z|x) = sum_y q(y|x) q(z|x,y), (B, Dz)."""
+        qy = self.cluster_log_probs(x).exp().T[..., None]  # (C, B, 1)
+        return (qy * self.posterior(x).mean).sum(0)
+
+    def cluster_log_probs(self, x) -> torch.Tensor:
+        """log q(y | x), (B, C)."""
+        return F.log_softmax(self.qy(x), dim=-1)
+
+    def terms(self, x, c=None, k: int = 1) -> Terms:
+        log_qy = self.cluster_log_probs(x).T  # (C, B)
+        qz, pz = self.posterior(x), self.prior()  # batch (C, B) and (C, 1)
+        z = qz.rsample((k,))  # (K, C, B, Dz)
+        px = self.likelihood(z)  # batch (K, C, B)
+        return Terms(
+            log_px=px.log_prob(x),  # (K, C, B)
+            log_pz=pz.log_prob(z) + self.log_py,  # log p(y) + log p(z | y)
+            log_qz=qz.log_prob(z),
+            kl=kl_divergence(qz, pz) - self.log_py,  # (C, B) E_q[log q(z|x,y) - log p(y, z)]
+            log_qy=log_qy,
+        )
+
+    @torch.no_grad()
+    def sample(self, n: int, c: torch.Tensor | None = None, mode: str = "sample") -> torch.Tensor:
+        """n draws from p(x), or from p(x | y) for the components in c (n,)."""
+        if c is None:
+            c = torch.randint(self.cfg.components, (n,), device=self.qz_y.weight.device)
+        return super().sample(n, c, mode)

@@ -1,0 +1,113 @@
+"""The GMVAE's summed-out y against brute force, and its bounds against a closed-form mixture."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.distributions import Independent, MultivariateNormal, Normal, kl_divergence
+
+from aevb.models.gmvae import GMVAE, GMVAEConfig
+from aevb.models.nets import LikelihoodHead
+from aevb.objectives import elbo, iwae
+
+C, B, D, DZ = 4, 8, 12, 3
+
+
+def small_gmvae(likelihood="bernoulli"):
+    torch.manual_seed(0)
+    return GMVAE(GMVAEConfig(components=C, latent_dim=DZ, hidden=16, likelihood=likelihood), (D,))
+
+
+def test_enumerated_elbo_equals_brute_force_loop_over_y():
+    """sum_y q(y|x)[E log p(x|z) - KL(q(z|x,y) || p(z|y)) + log p(y) - log q(y|x)], one y at a time,
+    with q(z|x,y) computed the plain way from the concatenation [x, one-hot y]."""
+    model = small_gmvae()
+    x = (torch.rand(B, D) > 0.5).float()
+    k = 5
+    torch.manual_seed(1)
+    enumerated = elbo(model.terms(x, k=k))  # (B,)
+
+    torch.manual_seed(1)
+    eps = torch.randn(k, C, B, DZ)  # the same noise that terms() drew for its rsample
+    qy = torch.softmax(model.qy(x), -1)  # (B, C)
+    first = nn.Linear(D + C, 16)  # the first layer of q(z|x,y) as one matrix on [x, y]
+    with torch.no_grad():
+        first.weight.copy_(torch.cat([model.qz_x.weight, model.qz_y.weight], 1))
+        first.bias.copy_(model.qz_x.bias)
+    brute = torch.zeros(B)
+    for y in range(C):
+        onehot = torch.zeros(B, C)
+        onehot[:, y] = 1
+        h = model.qz_rest(torch.relu(first(torch.cat([x, onehot], 1))))
+        q = Independent(Normal(model.qz_head.mean(h),
+                               nn.functional.softplus(model.qz_head.std(h)) + 1e-6), 1)
+        p = model.prior(torch.full((B,), y))
+        z = q.mean + q.base_dist.scale * eps[:, y]  # (K, B, DZ)
+        expected_log_px = model.likelihood(z).log_prob(x).mean(0)
+        elbo_y = expected_log_px - kl_divergence(q, p) + math.log(1 / C)
+        brute += qy[:, y] * (elbo_y - qy[:, y].log())
+    torch.testing.assert_close(enumerated, brute, atol=1e-4, rtol=1e-5)
+
+
+def mixture_of_factor_analysers():
+    """A GMVAE whose decoder is linear-Gaussian: p(x | y) is Gaussian, so p(x) is exact."""
+    model = small_gmvae("gaussian")
+    model.decoder = nn.Sequential()
+    model.px_head = LikelihoodHead(DZ, D, "gaussian")
+    with torch.no_grad():
+        model.px_head.log_std.fill_(-0.7)
+        model.pz_y.mean.weight.mul_(3.0)  # separate the components
+    # fit q(y|x) q(z|x,y) roughly to this model, so the bounds are near enough to converge
+    inference = [p for n, p in model.named_parameters() if n.startswith(("qy", "qz_"))]
+    opt = torch.optim.Adam(inference, lr=1e-2)
+    for _ in range(300):
+        x = model.sample(128)
+        loss = -elbo(model.terms(x, k=1)).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model
+
+
+def exact_log_prob(model, x):
+    """log sum_y p(y) N(x; W mu_y + b, W Sigma_y W^T + Psi)."""
+    w, b = model.px_head.out.weight, model.px_head.out.bias  # (D, DZ), (D,)
+    psi = torch.diag(model.px_head.log_std.exp() ** 2)
+    parts = []
+    for y in range(C):
+        pz = model.prior(torch.tensor([y]))
+        mu, var = pz.mean[0], pz.base_dist.scale[0] ** 2
+        marg = MultivariateNormal(w @ mu + b, covariance_matrix=w @ torch.diag(var) @ w.T + psi)
+        parts.append(marg.log_prob(x) - math.log(C))
+    return torch.logsumexp(torch.stack(parts), 0)
+
+
+def test_bounds_against_exact_mixture_of_factor_analysers():
+    model = mixture_of_factor_analysers()
+    with torch.no_grad():
+        c = torch.randint(C, (256,))
+        x = model.sample(256, c)
+        exact = exact_log_prob(model, x)
+        lower = elbo(model.terms(x, k=200))
+        gaps = [exact - iwae(model, x, k=k, chunk=500) for k in (1, 10, 2000)]
+    means = [g.mean().item() for g in gaps]
+    ses = [g.std().item() / 256 ** 0.5 for g in gaps]
+    assert (exact - lower).mean() > means[0] - 3 * ses[0]  # ELBO <= IWAE_1 (in expectation)
+    assert lower.mean() < exact.mean()
+    assert means[0] > 0.5, means  # q is far enough from exact for the trend to show
+    assert means[1] < means[0] - 3 * (ses[0] + ses[1]), means  # the bound tightens with K
+    assert means[2] < means[1] - 3 * (ses[1] + ses[2]), means
+    assert -3 * ses[2] < means[2] < 0.1 * means[0], means  # and closes on log p(x)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_terms_carry_a_component_axis(k):
+    model = small_gmvae()
+    x = (torch.rand(B, D) > 0.5).float()
+    t = model.terms(x, k=k)
+    assert t.log_px.shape == t.log_pz.shape == t.log_qz.shape == (k, C, B)
+    assert t.kl.shape == t.log_qy.shape == (C, B)
+    torch.testing.assert_close(t.log_qy.exp().sum(0), torch.ones(B))
+    assert model.sample(7).shape == (7, D)
+    assert model.sample(3, torch.tensor([0, 1, 2]), mode="param").shape == (3, D)
