@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from aevb import models
 from aevb.atomic import atomic_path
@@ -41,9 +41,9 @@ def load(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     if not path.is_file():
         raise AevbError(f"{path}: no checkpoint here; give a run directory made by `aevb train`")
     try:
-        tensors = load_file(str(path))
         with safe_open(str(path), framework="pt") as f:
             header = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is no dict)
         meta = json.loads(header["aevb"])
     except (SafetensorError, OSError, KeyError, ValueError) as e:
         raise AevbError(f"{path}: not a readable aevb checkpoint ({type(e).__name__}: {e})") from None

@@ -251,7 +251,9 @@ def locate(name: str, data_dir: str | Path | None = None, download_missing: bool
 # In-memory data and preprocessing
 
 PREPROCESS = ("none", "unit", "dequantize", "binarize-threshold", "binarize-dynamic")
-_PIXEL_MODES = ("unit", "dequantize", "binarize-threshold", "binarize-dynamic")
+# What each pixel mode (input bytes 0..255) guarantees about the values it returns.
+MODE_SUPPORT = {"unit": "unit", "dequantize": "unit", "binarize-threshold": "binary",
+                "binarize-dynamic": "binary"}
 
 
 def preprocess(x: torch.Tensor, mode: str, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -437,7 +439,7 @@ def load(dataset: str, data_dir: str | Path | None = None, preprocess_mode: str 
         raise AevbError(f"unknown dataset {dataset!r}; use one of fa-synthetic, "
                         f"{', '.join(DATASETS)} or a path to an .npz file")
     data.preprocess = preprocess_mode
-    if preprocess_mode in _PIXEL_MODES:
+    if preprocess_mode in MODE_SUPPORT:
         for name in ("train", "test"):
             x = data.split(name).x
             if x.dtype != torch.uint8 and not (

@@ -15,13 +15,9 @@ import torch
 
 from aevb import atomic, checkpoints, models
 from aevb.config import RunConfig, config_from_dict
-from aevb.data import Data, check_support, load
+from aevb.data import MODE_SUPPORT, Data, check_support, load
 from aevb.errors import AevbError
 from aevb.train import Trainer, resolve_device
-
-# What each preprocessing mode guarantees about the values it returns.
-_MODE_SUPPORT = {"unit": "unit", "dequantize": "unit", "binarize-threshold": "binary",
-                 "binarize-dynamic": "binary"}
 
 
 def prepare_data(cfg: RunConfig, device: torch.device | str = "cpu") -> Data:
@@ -30,7 +26,7 @@ def prepare_data(cfg: RunConfig, device: torch.device | str = "cpu") -> Data:
     data = load(cfg.data.dataset, cfg.data.data_dir, cfg.data.preprocess)
     data.train.x = data.train.x.flatten(1)
     data.test.x = data.test.x.flatten(1)
-    mode_support = _MODE_SUPPORT.get(data.preprocess)
+    mode_support = MODE_SUPPORT.get(data.preprocess)
     support = cls.data_support(cfg.model_config)
     if support != "real":
         if mode_support is None:  # raw values: check them

@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torch.distributions import Distribution, Independent, kl_divergence
 
+from aevb.models.nets import likelihood_support
+
 
 @dataclass
 class Terms:
@@ -42,8 +44,12 @@ class LatentModel(nn.Module):
 
     @classmethod
     def data_support(cls, cfg) -> str:
-        """What p(x|z) accepts for this config: real | unit | binary."""
-        return cls.support
+        """What p(x|z) accepts for this config: real | unit | binary.
+
+        Models whose config names a `likelihood` (see `aevb.models.nets`) take that one's support.
+        """
+        kind = getattr(cfg, "likelihood", None)
+        return cls.support if kind is None else likelihood_support(kind)
 
     @classmethod
     def resolve(cls, cfg, dataset: str):

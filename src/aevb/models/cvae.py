@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from aevb.errors import AevbError
 from aevb.models.base import LatentModel
-from aevb.models.nets import LIKELIHOOD_SUPPORT, GaussianHead, LikelihoodHead, mlp
+from aevb.models.nets import GaussianHead, LikelihoodHead, mlp
 from aevb.models.vae import VAEConfig, check_likelihood
 
 
@@ -43,11 +43,6 @@ class CVAE(LatentModel):
         self.q_head = GaussianHead(cfg.hidden, cfg.latent_dim)
         self.decoder = mlp(cfg.latent_dim + n_classes, cfg.hidden, cfg.layers, cfg.dropout)
         self.px_head = LikelihoodHead(cfg.hidden, d, cfg.likelihood)
-
-    @classmethod
-    def data_support(cls, cfg) -> str:
-        check_likelihood(cfg)
-        return LIKELIHOOD_SUPPORT[cfg.likelihood]
 
     def one_hot(self, y: torch.Tensor) -> torch.Tensor:
         return F.one_hot(y, self.n_classes).float()  # (B, C)

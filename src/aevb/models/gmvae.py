@@ -23,7 +23,7 @@ from torch import nn
 from torch.distributions import kl_divergence
 
 from aevb.models.base import LatentModel, Terms
-from aevb.models.nets import LIKELIHOOD_SUPPORT, GaussianHead, LikelihoodHead, mlp
+from aevb.models.nets import GaussianHead, LikelihoodHead, mlp
 from aevb.models.vae import check_likelihood
 
 
@@ -67,11 +67,6 @@ class GMVAE(LatentModel):
                 nn.init.xavier_normal_(m.weight)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
-
-    @classmethod
-    def data_support(cls, cfg) -> str:
-        check_likelihood(cfg)
-        return LIKELIHOOD_SUPPORT[cfg.likelihood]
 
     @property
     def log_py(self) -> float:

@@ -10,8 +10,17 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Bernoulli, ContinuousBernoulli, Independent, Normal
 
+from aevb.errors import AevbError
+
 LIKELIHOODS = ("continuous-bernoulli", "bernoulli", "gaussian")
 LIKELIHOOD_SUPPORT = {"continuous-bernoulli": "unit", "bernoulli": "binary", "gaussian": "real"}
+
+
+def likelihood_support(kind: str) -> str:
+    """What values a likelihood accepts: real | unit | binary; an unknown kind is an AevbError."""
+    if kind not in LIKELIHOODS:
+        raise AevbError(f"unknown likelihood {kind!r}; choose one of {', '.join(LIKELIHOODS)}")
+    return LIKELIHOOD_SUPPORT[kind]
 
 
 def mlp(d_in: int, hidden: int, layers: int, dropout: float) -> nn.Sequential:

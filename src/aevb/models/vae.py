@@ -16,9 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch.distributions import Independent, Normal
 
-from aevb.errors import AevbError
 from aevb.models.base import LatentModel
-from aevb.models.nets import LIKELIHOOD_SUPPORT, LIKELIHOODS, GaussianHead, LikelihoodHead, mlp
+from aevb.models.nets import GaussianHead, LikelihoodHead, likelihood_support, mlp
 
 
 @dataclass
@@ -31,8 +30,7 @@ class VAEConfig:
 
 
 def check_likelihood(cfg) -> None:
-    if cfg.likelihood not in LIKELIHOODS:
-        raise AevbError(f"unknown likelihood {cfg.likelihood!r}; choose one of {', '.join(LIKELIHOODS)}")
+    likelihood_support(cfg.likelihood)  # raises for an unknown kind
 
 
 class VAE(LatentModel):
@@ -55,11 +53,6 @@ class VAE(LatentModel):
         self.decoder = mlp(cfg.latent_dim, cfg.hidden, cfg.layers, cfg.dropout)
         self.px_head = LikelihoodHead(cfg.hidden, d, cfg.likelihood)
         self.register_buffer("zero", torch.zeros(cfg.latent_dim), persistent=False)
-
-    @classmethod
-    def data_support(cls, cfg) -> str:
-        check_likelihood(cfg)
-        return LIKELIHOOD_SUPPORT[cfg.likelihood]
 
     def prior(self, c=None):
         """p(z) = N(0, I)."""
