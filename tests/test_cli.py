@@ -1,6 +1,7 @@
 """The command line as a user meets it: smoke runs for every model, JSON output, one-line errors."""
 
 import json
+import math
 import subprocess
 import sys
 
@@ -68,7 +69,7 @@ def test_fa_figures(tmp_path, capsys):
     assert len(out.splitlines()) == 6
 
 
-@pytest.mark.parametrize("name", ["vae", "cvae"])
+@pytest.mark.parametrize("name", ["vae", "cvae", "gmvae"])
 def test_image_model_figures_and_labels(tmp_path, capsys, name):
     run = tmp_path / "run"
     run_cli(capsys, "train", name, "--dataset", "mnist-sample", "--epochs", 1, "--batch-size", 500,
@@ -80,6 +81,8 @@ def test_image_model_figures_and_labels(tmp_path, capsys, name):
                 "tsne-posterior-means.pdf"}
     if name == "cvae":
         expected.add("generations-per-label.png")
+    if name == "gmvae":
+        expected |= {"generations-per-cluster.png", "cluster-proportions.png"}
     assert code == 0 and names == expected and len(out.splitlines()) == len(expected)
     code, _, err = run_cli(capsys, "sample", run, "--label", 3, "--mode", "param", "--n", 8,
                            "--out", tmp_path / "s.npy")
@@ -90,6 +93,27 @@ def test_image_model_figures_and_labels(tmp_path, capsys, name):
         assert code == 2 and "labels of this run are 0..9" in err
     else:
         assert code == 2 and "not conditioned on labels" in err
+    code, _, err = run_cli(capsys, "sample", run, "--cluster", 9, "--n", 4, "--mode", "param",
+                           "--out", tmp_path / "c.npy")
+    if name == "gmvae":
+        assert code == 0 and np.load(tmp_path / "c.npy").shape == (4, 784)
+        code, _, err = run_cli(capsys, "sample", run, "--cluster", 10, "--out", tmp_path / "c.npy")
+        assert code == 2 and "clusters of this run are 0..9" in err
+    else:
+        assert code == 2 and "has no discrete clusters" in err
+
+
+def test_gmvae_logs_and_reports_cluster_metrics(tmp_path, capsys):
+    run = tmp_path / "run"
+    code, _, _ = run_cli(capsys, "train", "gmvae", "--dataset", "mnist-sample", "--epochs", 1,
+                         "--hidden", 32, "--latent-dim", 4, "--components", 3, "--out", run, "--quiet")
+    record = json.loads((run / "metrics.jsonl").read_text())
+    assert code == 0 and {"test_elbo", "test_cluster_accuracy", "test_nmi", "test_qy_entropy"} <= set(record)
+    code, out, _ = run_cli(capsys, "evaluate", run, "--json", "--elbo-samples", 2)
+    result = json.loads(out)
+    assert code == 0 and 0.1 <= result["cluster_accuracy"] <= 1 and 0 <= result["nmi"] <= 1
+    assert 0 <= result["qy_entropy"] <= math.log(3) + 1e-6
+    assert result["cluster_accuracy"] == pytest.approx(record["test_cluster_accuracy"])
 
 
 def test_config_file_and_flags_layer(tmp_path, capsys):

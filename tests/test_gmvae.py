@@ -2,11 +2,15 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 from torch.distributions import Independent, MultivariateNormal, Normal, kl_divergence
 
+from aevb import clustering
+from aevb.data import Data, Split
+from aevb.evaluate import cluster_metrics
 from aevb.models.gmvae import GMVAE, GMVAEConfig
 from aevb.models.nets import LikelihoodHead
 from aevb.objectives import elbo, iwae
@@ -111,3 +115,40 @@ def test_terms_carry_a_component_axis(k):
     torch.testing.assert_close(t.log_qy.exp().sum(0), torch.ones(B))
     assert model.sample(7).shape == (7, D)
     assert model.sample(3, torch.tensor([0, 1, 2]), mode="param").shape == (3, D)
+
+
+def test_hungarian_accuracy_on_a_hand_made_permuted_labelling():
+    labels = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2, 2])
+    # cluster 2 holds the 0s, cluster 0 the 1s, cluster 1 the 2s; two points are misplaced
+    clusters = np.array([2, 2, 0, 0, 0, 0, 1, 1, 1, 2])
+    np.testing.assert_array_equal(clustering.match(clusters, labels, 3, 3), [1, 2, 0])
+    assert clustering.accuracy(clusters, labels, 3, 3) == pytest.approx(8 / 10)
+    # a pure relabelling is perfect, and so is its NMI
+    perm = np.array([4, 2, 0, 1, 3])
+    y = np.repeat(np.arange(5), 7)
+    assert clustering.accuracy(perm[y], y, 5, 5) == 1.0
+    assert clustering.nmi(perm[y], y) == pytest.approx(1.0)
+    # everything in one cluster: only the largest label counts, and NMI is 0
+    assert clustering.accuracy(np.zeros_like(labels), labels, 3, 3) == pytest.approx(4 / 10)
+    assert clustering.nmi(np.zeros_like(labels), labels) == pytest.approx(0.0)
+
+
+def test_hungarian_matching_is_one_to_one_with_more_clusters_than_labels():
+    labels = np.array([0, 0, 0, 0, 1, 1])
+    clusters = np.array([0, 0, 1, 1, 2, 2])  # label 0 split over clusters 0 and 1
+    label_of = clustering.match(clusters, labels, 3, 2)
+    assert sorted(label_of.tolist()) == [-1, 0, 1] and label_of[2] == 1
+    assert clustering.accuracy(clusters, labels, 3, 2) == pytest.approx(4 / 6)  # a greedy map: 1.0
+
+
+def test_cluster_metrics_come_from_q_y_given_x():
+    model = small_gmvae()
+    x = (torch.rand(50, D) > 0.5).float()
+    data = Data("toy", Split(x, torch.arange(50) % 3), Split(x, torch.arange(50) % 3),
+                classes=("a", "b", "c"))
+    found = cluster_metrics(model, data)
+    q = model.cluster_log_probs(x).exp()
+    assigned = q.argmax(1).numpy()
+    assert found["cluster_accuracy"] == clustering.accuracy(assigned, data.test.y.numpy(), C, 3)
+    assert found["qy_entropy"] == pytest.approx(-(q * q.log()).sum(1).mean().item(), rel=1e-5)
+    assert 0 <= found["nmi"] <= 1

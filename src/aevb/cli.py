@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a draw from p(x|z), its mean, or the decoder's parameter (default: sample)")
     p.add_argument("--label", type=int, default=None,
                    help="condition a label-conditioned model (cvae) on this class")
+    p.add_argument("--cluster", type=int, default=None,
+                   help="draw from one mixture component of a clustering model (gmvae)")
     p.add_argument("--seed", type=int, default=0, help="(default: 0)")
 
     p = sub.add_parser("figures", help="write the model's figures")
@@ -184,6 +186,15 @@ def _cmd_sample(args) -> int:
         if not 0 <= args.label < n_classes:
             raise AevbError(f"--label {args.label}: labels of this run are 0..{n_classes - 1}")
         c = torch.full((args.n,), args.label, dtype=torch.long)
+    if args.cluster is not None:
+        if args.label is not None:
+            raise AevbError("--label and --cluster cannot be combined; give one")
+        if not model.has_clusters:
+            raise AevbError(f"--cluster: model {cfg.model} has no discrete clusters")
+        if not 0 <= args.cluster < model.n_clusters:
+            raise AevbError(f"--cluster {args.cluster}: clusters of this run are "
+                            f"0..{model.n_clusters - 1}")
+        c = torch.full((args.n,), args.cluster, dtype=torch.long)
     torch.manual_seed(args.seed)
     x = model.sample(args.n, c, args.mode).cpu()
     out.parent.mkdir(parents=True, exist_ok=True)

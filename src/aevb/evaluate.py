@@ -1,6 +1,7 @@
 """Metrics of a trained model on a data split: ELBO, IWAE bound, exact log-likelihood. No training.
 
-Every figure is a mean in nats per datapoint with its standard error over the datapoints. The
+Every density figure is a mean in nats per datapoint with its standard error over the datapoints.
+Models with discrete clusters (the GMVAE) add how their clusters match the split's labels. The
 randomness (posterior draws, preprocessing noise) comes from a fixed seed, so the same model gives
 the same numbers, and evaluating never disturbs the training run's random streams.
 """
@@ -13,6 +14,7 @@ from contextlib import contextmanager
 import torch
 from tqdm.auto import tqdm
 
+from aevb import clustering
 from aevb.data import Data
 from aevb.models.base import LatentModel
 from aevb.objectives import elbo, iwae
@@ -84,11 +86,48 @@ def evaluate(model: LatentModel, data: Data, split: str = "test", batch_size: in
         result[key], result[f"{key}_se"] = mean_se(v)
     if iwae_samples:
         result["iwae_samples"] = iwae_samples
+    if model.has_clusters:
+        result.update(cluster_metrics(model, data, split, batch_size, seed))
     return result
 
 
-def mean_elbo(model: LatentModel, data: Data, split: str = "test", batch_size: int = 1000,
-              seed: int = 0, elbo_samples: int = 10) -> float:
-    """The mean ELBO per datapoint of a split: the number the trainer logs every epoch."""
+@torch.no_grad()
+def cluster_assignments(model: LatentModel, data: Data, split: str = "test", batch_size: int = 1000,
+                        seed: int = 0) -> dict[str, torch.Tensor]:
+    """Each datapoint's most probable cluster argmax_y q(y|x), the entropy of q(y|x), and q(y|x)."""
+    was_training = model.training
+    model.eval()
+    s = data.split(split)
+    gen = torch.Generator(device=s.x.device).manual_seed(seed + 1)  # preprocessing noise
+    log_q = torch.cat([model.cluster_log_probs(x).cpu() for x, _ in data.batches(s, batch_size, gen)])
+    model.train(was_training)
+    q = log_q.exp()  # (N, C)
+    return {"cluster": q.argmax(1), "entropy": -(q * log_q).sum(1), "q": q}
+
+
+def cluster_metrics(model: LatentModel, data: Data, split: str = "test", batch_size: int = 1000,
+                    seed: int = 0) -> dict:
+    """cluster_accuracy (Hungarian matching) and nmi against the split's labels, where it has
+    them, and the mean entropy of q(y|x) in nats (0: every point sure of its cluster)."""
+    a = cluster_assignments(model, data, split, batch_size, seed)
+    result: dict = {}
+    labels = data.split(split).y
+    if labels is not None:
+        clusters, y = a["cluster"].numpy(), labels.cpu().numpy()
+        n_clusters, n_labels = model.n_clusters, len(data.classes)
+        result["cluster_accuracy"] = clustering.accuracy(clusters, y, n_clusters, n_labels)
+        result["nmi"] = clustering.nmi(clusters, y)
+    result["qy_entropy"], result["qy_entropy_se"] = mean_se(a["entropy"])
+    return result
+
+
+def epoch_metrics(model: LatentModel, data: Data, split: str = "test", batch_size: int = 1000,
+                  seed: int = 0, elbo_samples: int = 10) -> dict[str, float]:
+    """What the trainer logs after every epoch, keyed `{split}_{metric}`: the mean ELBO per
+    datapoint and, for models with clusters, their accuracy, NMI and q(y|x) entropy."""
     values = per_datapoint(model, data, split, batch_size, 0, seed, elbo_samples=elbo_samples)
-    return values["elbo"].double().mean().item()
+    out = {f"{split}_elbo": values["elbo"].double().mean().item()}
+    if model.has_clusters:
+        found = cluster_metrics(model, data, split, batch_size, seed)
+        out.update({f"{split}_{k}": v for k, v in found.items() if not k.endswith("_se")})
+    return out

@@ -2,7 +2,9 @@
 
 Every run: the learning curve. Image models: test digits, generations in the tutorial's three modes
 (decoder parameter, mean, sample), and a t-SNE map of the test set's posterior means; the CVAE adds
-its label-by-label grid. FA: samples over the data and the tutorial's two experiments.
+its label-by-label grid, the GMVAE its cluster-by-cluster grid (rows ordered by the label each
+cluster is matched to) and the cluster proportions. FA: samples over the data and the tutorial's two
+experiments.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aevb import plots
-from aevb.evaluate import seeded
+from aevb import clustering, plots
+from aevb.evaluate import cluster_assignments, seeded
 from aevb.runs import open_run
 
 TSNE_POINTS = 5000  # test points in the t-SNE map: enough to show the clusters, ~20 s on 2 cores
@@ -79,12 +81,47 @@ def _image_figures(model, cfg, data, info, out: Path, seed: int) -> list[Path]:
             x = model.sample(len(c), c, mode="param").cpu().numpy()
         written.append(plots.image_grid(x, shape, out / "generations-per-label.png", ncols=per_row,
                                         title="p(x | y): one row per label", row_labels=data.classes))
+    if model.has_clusters:
+        written += _cluster_figures(model, data, out, seed)
     z, y = posterior_means(model, data, min(TSNE_POINTS, len(data.test)), seed)
     emb = tsne(z, seed)
     q = "q(z|x,y)" if model.uses_labels else "q(z|x)"
     for suffix in (".png", ".pdf"):
         written.append(plots.embedding(emb, y, data.classes, out / f"tsne-posterior-means{suffix}",
                                        f"t-SNE of {q} means, {len(z):,} test points"))
+    return written
+
+
+def cluster_order(model, data, seed: int) -> tuple[np.ndarray, list[str], dict]:
+    """Clusters in the order of the test label each is matched to (unmatched ones last), a name
+    for each ("3" for the cluster matched to label 3, "c7" for unmatched cluster 7), and the test
+    set's assignments."""
+    a = cluster_assignments(model, data, "test", seed=seed)
+    n_clusters = model.n_clusters
+    if data.test.y is None:
+        return np.arange(n_clusters), [f"c{k}" for k in range(n_clusters)], a
+    label_of = clustering.match(a["cluster"].numpy(), data.test.y.cpu().numpy(), n_clusters,
+                                len(data.classes))
+    order = np.lexsort((np.arange(n_clusters), np.where(label_of < 0, len(data.classes), label_of)))
+    names = [data.classes[label_of[k]] if label_of[k] >= 0 else f"c{k}" for k in order]
+    return order, names, a
+
+
+def _cluster_figures(model, data, out: Path, seed: int, per_row: int = 15) -> list[Path]:
+    order, names, a = cluster_order(model, data, seed)
+    device = data.test.x.device
+    c = torch.as_tensor(order, device=device).repeat_interleave(per_row)
+    with seeded(seed, device):
+        x = model.sample(len(c), c, mode="param").cpu().numpy()
+    n_clusters = len(order)
+    written = [plots.image_grid(x, data.image_shape, out / "generations-per-cluster.png", ncols=per_row,
+                                title="p(x | y): one row per cluster, named by its matched label",
+                                row_labels=names)]
+    assigned = np.bincount(a["cluster"].numpy(), minlength=n_clusters) / len(a["cluster"])
+    mean_q = a["q"].mean(0).numpy()
+    written.append(plots.cluster_proportions(assigned[order], mean_q[order], names,
+                                             out / "cluster-proportions.png",
+                                             f"{n_clusters} clusters on {len(a['cluster']):,} test points"))
     return written
 
 

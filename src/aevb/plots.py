@@ -30,10 +30,13 @@ def _save(fig, path: Path) -> Path:
 
 
 def learning_curve(metrics: list[dict], path: Path, title: str = "") -> Path:
-    """Train and test ELBO per epoch, in nats per datapoint."""
-    fig = _figure(5.5, 3.6)
-    ax = fig.subplots()
+    """Train and test ELBO per epoch, in nats per datapoint; beside it the test cluster accuracy
+    (and NMI) for models that log them."""
+    clusters = any("test_cluster_accuracy" in m for m in metrics)
+    fig = _figure(10.0 if clusters else 5.5, 3.6)
+    axes = fig.subplots(1, 2 if clusters else 1, squeeze=False)[0]
     epochs = [m["epoch"] for m in metrics]
+    ax = axes[0]
     ax.plot(epochs, [m["train_elbo"] for m in metrics], label="train ELBO", color="0.6")
     ax.plot(epochs, [m["test_elbo"] for m in metrics], label="test ELBO", color="C0")
     ax.set_xlabel("epoch")
@@ -41,6 +44,35 @@ def learning_curve(metrics: list[dict], path: Path, title: str = "") -> Path:
     ax.set_title(title or "learning curve")
     ax.legend()
     ax.grid(alpha=0.3)
+    if clusters:
+        ax = axes[1]
+        for key, name, color in (("test_cluster_accuracy", "cluster accuracy", "C3"),
+                                 ("test_nmi", "NMI", "C2")):
+            shown = [m for m in metrics if key in m]
+            if shown:
+                ax.plot([m["epoch"] for m in shown], [m[key] for m in shown], label=f"test {name}",
+                        color=color)
+        ax.set_xlabel("epoch")
+        ax.set_ylim(0, 1)
+        ax.set_title("clusters against the labels")
+        ax.legend()
+        ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def cluster_proportions(assigned: np.ndarray, mean_q: np.ndarray, names: list[str], path: Path,
+                        title: str = "") -> Path:
+    """Bars: the share of datapoints whose most probable cluster is c; dots: the mean q(y=c|x)."""
+    fig = _figure(max(4.5, 0.45 * len(names) + 1.5), 3.4)
+    ax = fig.subplots()
+    pos = np.arange(len(names))
+    ax.bar(pos, assigned, color="C0", label="share assigned (argmax q(y|x))")
+    ax.plot(pos, mean_q, "o", color="C1", label="mean q(y|x)")
+    ax.axhline(1 / len(names), color="k", ls=":", lw=1, label=f"uniform p(y) = 1/{len(names)}")
+    ax.set_xticks(pos, names, fontsize=8, rotation=90 if max(map(len, names)) > 3 else 0)
+    ax.set_ylabel("fraction of test points")
+    ax.set_title(title or "cluster proportions")
+    ax.legend(fontsize=8)
     return _save(fig, path)
 
 

@@ -22,7 +22,7 @@ from aevb import atomic, checkpoints
 from aevb.config import TrainConfig
 from aevb.data import Data
 from aevb.errors import AevbError
-from aevb.evaluate import mean_elbo
+from aevb.evaluate import epoch_metrics
 from aevb.models.base import LatentModel
 from aevb.objectives import elbo
 
@@ -133,13 +133,13 @@ class Trainer:
                          f"lower --lr (now {self.cfg.lr:g}) or check the data for outliers")
 
     def _record(self, complete: bool) -> dict:
-        test = mean_elbo(self.model, self.data, "test", self.cfg.eval_batch_size, self.cfg.seed,
-                         self.cfg.eval_samples)
+        test = epoch_metrics(self.model, self.data, "test", self.cfg.eval_batch_size, self.cfg.seed,
+                             self.cfg.eval_samples)
         record = {
             "epoch": self.epoch if complete else self.epoch + self.batch_in_epoch / self.steps_per_epoch,
             "step": self.step,
             "train_elbo": self.elbo_sum.item() / max(self.elbo_count, 1),
-            "test_elbo": test,
+            **test,  # test_elbo, and whatever else the model reports (cluster accuracy ...)
             "seconds": round(self.seconds, 3),
         }
         if not complete:
@@ -148,9 +148,11 @@ class Trainer:
 
     def _log(self, record: dict) -> None:
         if not self.quiet:
+            extra = "".join(f"  {k[5:].replace('_', ' ')} {v:.3f}" for k, v in record.items()
+                            if k.startswith("test_") and k != "test_elbo")
             tqdm.write(f"epoch {record['epoch']:g}  step {record['step']}  "
-                       f"train ELBO {record['train_elbo']:.3f}  test ELBO {record['test_elbo']:.3f}  "
-                       f"({record['seconds']:.1f}s)")
+                       f"train ELBO {record['train_elbo']:.3f}  test ELBO {record['test_elbo']:.3f}"
+                       f"{extra}  ({record['seconds']:.1f}s)")
         if self.run_dir is not None:
             with open(self.run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")

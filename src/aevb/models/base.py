@@ -110,3 +110,16 @@ class LatentModel(nn.Module):
     @property
     def has_exact_log_prob(self) -> bool:
         return type(self).exact_log_prob is not LatentModel.exact_log_prob
+
+    @property
+    def n_clusters(self) -> int:
+        """How many values a discrete latent cluster y takes; 0 for models without one."""
+        return 0
+
+    @property
+    def has_clusters(self) -> bool:
+        return self.n_clusters > 0
+
+    def cluster_log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """log q(y | x), (B, C), for models with a discrete latent cluster y."""
+        raise NotImplementedError(f"{self.name} has no discrete clusters")
