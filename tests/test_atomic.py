@@ -20,3 +20,10 @@ def test_failure_keeps_old_file_and_cleans_up(tmp_path):
         tmp.write_text("half")
         raise RuntimeError("disk full")
     assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["f.png"]
+
+
+def test_written_files_get_the_mode_a_plain_open_would(tmp_path):
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    atomic.write_text(tmp_path / "atomic.txt", "x")
+    assert (tmp_path / "atomic.txt").stat().st_mode == plain.stat().st_mode

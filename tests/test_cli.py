@@ -37,7 +37,7 @@ def test_smoke_every_model(tmp_path, capsys, name):
     code, _, _ = run_cli(capsys, "train", name, "--dataset", dataset, "--max-steps", 5, "--out", run,
                          "--quiet")
     assert code == 0 and (run / "checkpoint.safetensors").is_file()
-    code, out, _ = run_cli(capsys, "evaluate", run, "--json", "--iwae-samples", 10)
+    code, out, _ = run_cli(capsys, "evaluate", run, "--json", "--iwae-samples", 10, "--elbo-samples", 10)
     result = json.loads(out)  # exactly one JSON object on stdout
     assert code == 0 and result["model"] == name and result["split"] == "test"
     assert result["iwae_samples"] == 10 and result["elbo"] <= result["iwae"] + 0.05
@@ -196,3 +196,50 @@ def test_console_entry_points(tmp_path):
     done = subprocess.run([sys.executable, "-m", "aevb", "evaluate", str(tmp_path)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stderr.count("\n") == 1
+
+
+def test_vrnn_on_user_sequences_with_lengths(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    t, d = 4, 6
+    arrays = {f"x_{s}": (rng.random((n, t, d)) > 0.5).astype(np.float32) for s, n in
+              (("train", 64), ("test", 32))}
+    arrays |= {f"lengths_{s}": rng.integers(1, t + 1, n) for s, n in (("train", 64), ("test", 32))}
+    np.savez(tmp_path / "seq.npz", **arrays, y_train=np.arange(64) % 2, y_test=np.arange(32) % 2)
+    run = tmp_path / "run"
+    code, _, _ = run_cli(capsys, "train", "vrnn", "--dataset", tmp_path / "seq.npz", "--preprocess",
+                         "none", "--epochs", 2, "--batch-size", 16, "--hidden", 16, "--state-dim", 8,
+                         "--out", run, "--quiet")
+    assert code == 0
+    code, out, _ = run_cli(capsys, "evaluate", run, "--json", "--iwae-samples", 5)
+    r = json.loads(out)
+    steps = arrays["lengths_test"].sum()
+    assert r["elbo_per_step"] == pytest.approx(r["elbo"] * 32 / steps)
+    assert r["iwae_per_step"] == pytest.approx(r["iwae"] * 32 / steps)
+    code, out, _ = run_cli(capsys, "figures", run)
+    names = {p.name for p in (run / "figures").iterdir()}
+    assert code == 0 and {"generations-row-by-row.gif", "generations-mean.png", "learning-curve.png",
+                          "tsne-posterior-means.png"} <= names
+    from PIL import Image
+
+    with Image.open(run / "figures" / "generations-row-by-row.gif") as gif:
+        assert gif.n_frames == t  # one frame per generated row (the held last frame merges)
+    code, _, _ = run_cli(capsys, "sample", run, "--n", 3, "--out", tmp_path / "s.npy")
+    assert code == 0 and np.load(tmp_path / "s.npy").shape == (3, t, d)
+
+
+@pytest.mark.parametrize("arrays, model, match", [
+    ({"x_train": np.zeros((4, 6)), "x_test": np.zeros((4, 6))}, "vrnn",
+     "give x_train and x_test as (N, T, D)"),
+    ({"x_train": np.zeros((4, 3, 2)), "x_test": np.zeros((4, 3, 2)), "lengths_train": np.full(4, 2),
+      "lengths_test": np.full(4, 2)}, "vae", "only a sequential model (vrnn) reads"),
+    ({"x_train": np.zeros((4, 3, 2)), "x_test": np.zeros((4, 3, 2)), "lengths_train": np.full(4, 4),
+      "lengths_test": np.full(4, 2)}, "vrnn", "lengths_train must lie in 1..3"),
+    ({"x_train": np.zeros((4, 3, 2)), "x_test": np.zeros((4, 3, 2)), "lengths_train": np.full(4, 2)},
+     "vrnn", "give both lengths_train and lengths_test"),
+])
+def test_sequence_input_errors(tmp_path, capsys, arrays, model, match):
+    np.savez(tmp_path / "d.npz", **arrays)
+    code, out, err = run_cli(capsys, "train", model, "--dataset", tmp_path / "d.npz", "--likelihood",
+                             "gaussian", "--out", tmp_path / "run")
+    assert code == 2 and err.count("\n") == 1 and match in err, err
+    assert not (tmp_path / "run").exists()

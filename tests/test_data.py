@@ -301,10 +301,10 @@ def test_preprocessing_modes():
 def test_batches_cover_the_split_once():
     data = D.fa_synthetic()
     order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))
-    xs = [x for x, _ in data.batches("train", 300, torch.Generator(), order)]
+    xs = [b.x for b in data.batches("train", 300, torch.Generator(), order)]
     assert [len(x) for x in xs] == [300, 300, 300, 100]
     assert torch.equal(torch.cat(xs), data.train.x[order])
-    later = [x for x, _ in data.batches("train", 300, torch.Generator(), order, start=2)]
+    later = [b.x for b in data.batches("train", 300, torch.Generator(), order, start=2)]
     assert torch.equal(torch.cat(later), data.train.x[order[600:]])
 
 

@@ -89,8 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("test", "train"), default="test", help="(default: test)")
     p.add_argument("--iwae-samples", type=int, default=0, metavar="K",
                    help="also report the IWAE bound with K samples (default: 0, off)")
-    p.add_argument("--elbo-samples", type=int, default=100, metavar="K",
-                   help="draws of z per datapoint in the ELBO estimate (default: 100)")
+    p.add_argument("--elbo-samples", type=int, default=None, metavar="K",
+                   help="draws of z per datapoint in the ELBO estimate (default: ten times the run's "
+                        "--eval-samples: 100 for the VAE recipe, 10 for GMVAE and VRNN)")
     p.add_argument("--batch-size", type=int, default=None, help="(default: the run's)")
     p.add_argument("--seed", type=int, default=0, help="(default: 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
@@ -149,13 +150,14 @@ def _cmd_evaluate(args) -> int:
     from aevb.evaluate import evaluate
     from aevb.runs import open_run
 
-    if args.iwae_samples < 0 or args.elbo_samples < 1:
+    if args.iwae_samples < 0 or (args.elbo_samples is not None and args.elbo_samples < 1):
         raise AevbError("--iwae-samples must be >= 0 and --elbo-samples >= 1")
     model, cfg, data, meta = open_run(args.run, args.device)
+    elbo_samples = args.elbo_samples or 10 * cfg.train.eval_samples
     result = {"model": cfg.model, "dataset": meta["data_info"]["dataset"]}
     result.update(evaluate(model, data, args.split, args.batch_size or cfg.train.eval_batch_size,
                            args.iwae_samples, args.seed, progress=not args.json,
-                           elbo_samples=args.elbo_samples))
+                           elbo_samples=elbo_samples))
     result["step"], result["epoch"] = meta["step"], meta["epoch"]
     if args.json:
         print(json.dumps(result))

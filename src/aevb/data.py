@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -278,12 +279,24 @@ def preprocess(x: torch.Tensor, mode: str, generator: torch.Generator | None = N
 class Split:
     x: torch.Tensor  # (N, D...) raw values: uint8 pixels, or floats for user and synthetic data
     y: torch.Tensor | None = None  # (N,) int64 labels
+    lengths: torch.Tensor | None = None  # (N,) int64 steps of each sequence x (N, T, D); None: all T
 
     def __len__(self) -> int:
         return self.x.shape[0]
 
     def to(self, device) -> Split:
-        return Split(self.x.to(device), None if self.y is None else self.y.to(device))
+        def move(t):
+            return None if t is None else t.to(device)
+
+        return Split(self.x.to(device), move(self.y), move(self.lengths))
+
+
+class Batch(NamedTuple):
+    """A preprocessed minibatch: x (B, D...), labels y (B,) and sequence lengths (B,) if any."""
+
+    x: torch.Tensor
+    y: torch.Tensor | None
+    lengths: torch.Tensor | None
 
 
 @dataclass
@@ -311,9 +324,8 @@ class Data:
                     self.image_shape, self.classes, self.extra, self.note)
 
     def batches(self, split: str | Split, batch_size: int, generator: torch.Generator,
-                order: torch.Tensor | None = None, start: int = 0
-                ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-        """Yield preprocessed (x, y) batches over `order` (default: the split in order).
+                order: torch.Tensor | None = None, start: int = 0) -> Iterator[Batch]:
+        """Yield preprocessed batches over `order` (default: the split in order).
 
         Indexing whole tensors keeps per-sample Python out; `start` skips batches already seen.
         """
@@ -322,7 +334,8 @@ class Data:
         for i in range(start * batch_size, n, batch_size):
             idx = slice(i, i + batch_size) if order is None else order[i : i + batch_size]
             x = preprocess(s.x[idx], self.preprocess, generator)
-            yield x, None if s.y is None else s.y[idx]
+            yield Batch(x, None if s.y is None else s.y[idx],
+                        None if s.lengths is None else s.lengths[idx])
 
 
 def check_support(x: torch.Tensor, support: str, what: str) -> None:
@@ -354,8 +367,26 @@ def _load_idx_dataset(name: str, data_dir, mirrors=None) -> Data:
                 classes=spec.classes, note=spec.note)
 
 
+def _npz_lengths(path: Path, split: str, lengths, shape) -> torch.Tensor | None:
+    """Validated sequence lengths (N,) for x of shape (N, T, D): integers in 1..T."""
+    if lengths is None:
+        return None
+    if len(shape) != 3:
+        raise AevbError(f"{path}: lengths_{split} is given but x_{split} has shape {shape}; "
+                        "sequences must be (N, T, D)")
+    if lengths.shape != (shape[0],) or lengths.dtype.kind not in "iu":
+        raise AevbError(f"{path}: lengths_{split} must be ({shape[0]},) integers, one per sequence "
+                        f"(got {lengths.dtype} {lengths.shape})")
+    if lengths.min() < 1 or lengths.max() > shape[1]:
+        raise AevbError(f"{path}: lengths_{split} must lie in 1..{shape[1]} (the padded length T); "
+                        f"found {lengths.min()}..{lengths.max()}")
+    return torch.from_numpy(lengths.astype(np.int64))
+
+
 def load_npz(path: str | Path) -> Data:
-    """The user's arrays: x_train and x_test (N, D...) plus optional integer labels y_train, y_test."""
+    """The user's arrays: x_train and x_test (N, D...), optional integer labels y_train, y_test,
+    and for sequences x (N, T, D) optional lengths_train, lengths_test (steps past a length are
+    padding, ignored by the model)."""
     path = Path(path)
     if not path.is_file():
         raise AevbError(f"{path}: no such file; --dataset takes a dataset name "
@@ -372,8 +403,9 @@ def load_npz(path: str | Path) -> Data:
         if key not in arrays:
             raise AevbError(f"{path}: missing array {key!r} (found: {', '.join(arrays) or 'none'}); "
                             "an .npz needs x_train and x_test, optionally y_train and y_test")
-    if ("y_train" in arrays) != ("y_test" in arrays):
-        raise AevbError(f"{path}: give both y_train and y_test, or neither")
+    for name in ("y", "lengths"):
+        if (f"{name}_train" in arrays) != (f"{name}_test" in arrays):
+            raise AevbError(f"{path}: give both {name}_train and {name}_test, or neither")
     splits = {}
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays.get(f"y_{split}")
@@ -391,9 +423,10 @@ def load_npz(path: str | Path) -> Data:
                                 f"to match x_{split}")
             if y.dtype.kind not in "biu" or (y.size and y.min() < 0):
                 raise AevbError(f"{path}: y_{split} must hold integer class labels >= 0")
+        lengths = _npz_lengths(path, split, arrays.get(f"lengths_{split}"), x.shape)
         xt = torch.from_numpy(np.ascontiguousarray(x))
         xt = xt if x.dtype == np.uint8 else xt.float()  # bytes stay bytes for the pixel modes
-        splits[split] = Split(xt, None if y is None else torch.from_numpy(y.astype(np.int64)))
+        splits[split] = Split(xt, None if y is None else torch.from_numpy(y.astype(np.int64)), lengths)
     if splits["train"].x.shape[1:] != splits["test"].x.shape[1:]:
         raise AevbError(f"{path}: x_train rows have shape {tuple(splits['train'].x.shape[1:])} but "
                         f"x_test rows have {tuple(splits['test'].x.shape[1:])}")

@@ -61,8 +61,8 @@ def per_datapoint(model: LatentModel, data: Data, split: str = "test", batch_siz
     bar = tqdm(total=len(s), unit="pt", desc=f"evaluate {split}", leave=False,
                disable=None if progress else True)  # None: only on a terminal
     with seeded(seed, device):
-        for x, y in data.batches(s, batch_size, gen):
-            c = y if model.uses_labels else None
+        for batch in data.batches(s, batch_size, gen):
+            x, c = batch.x, model.condition(batch)
             out["elbo"].append(elbo(model.terms(x, c, elbo_samples)))
             if iwae_samples:
                 chunk = max(1, _IWAE_ELEMENTS // (x.shape[0] * x[0].numel()))  # draws at once
@@ -84,6 +84,13 @@ def evaluate(model: LatentModel, data: Data, split: str = "test", batch_size: in
     result: dict = {"split": split, "n": len(data.split(split)), "elbo_samples": elbo_samples}
     for key, v in values.items():
         result[key], result[f"{key}_se"] = mean_se(v)
+    s = data.split(split)
+    if model.sequential:  # nats per sequence above; per step: the totals over the total steps
+        steps = float(s.x.shape[1] * len(s) if s.lengths is None else s.lengths.sum())
+        per = len(s) / steps  # 1 / (mean steps per sequence)
+        for key in list(values):
+            result[f"{key}_per_step"] = result[key] * per
+            result[f"{key}_per_step_se"] = result[f"{key}_se"] * per
     if iwae_samples:
         result["iwae_samples"] = iwae_samples
     if model.has_clusters:
@@ -99,7 +106,7 @@ def cluster_assignments(model: LatentModel, data: Data, split: str = "test", bat
     model.eval()
     s = data.split(split)
     gen = torch.Generator(device=s.x.device).manual_seed(seed + 1)  # preprocessing noise
-    log_q = torch.cat([model.cluster_log_probs(x).cpu() for x, _ in data.batches(s, batch_size, gen)])
+    log_q = torch.cat([model.cluster_log_probs(b.x).cpu() for b in data.batches(s, batch_size, gen)])
     model.train(was_training)
     q = log_q.exp()  # (N, C)
     return {"cluster": q.argmax(1), "entropy": -(q * log_q).sum(1), "q": q}

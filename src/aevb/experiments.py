@@ -15,13 +15,13 @@ import torch
 
 from aevb.checkpoints import build_model
 from aevb.config import RunConfig
-from aevb.data import Data
+from aevb.data import Batch, Data
 from aevb.evaluate import per_datapoint, seeded
 from aevb.models.fa import FactorAnalysis
 from aevb.train import Trainer
 
 
-def _endless(trainer: Trainer) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+def _endless(trainer: Trainer) -> Iterator[Batch]:
     """Shuffled training batches, epoch after epoch."""
     data = trainer.data
     while True:
@@ -75,7 +75,7 @@ def trace(cfg: RunConfig, data: Data, steps: int, eval_every: int = 10,
                 p.requires_grad_(learn_inference)
             for p in model.generative_parameters():
                 p.requires_grad_(not learn_inference)
-        x, _ = next(batches)
+        x = next(batches).x
         trainer.train_step(x)
     out = {k: np.asarray(v) if isinstance(v, list) else v for k, v in out.items()}
     out["references"] = references(data)

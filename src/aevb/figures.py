@@ -3,8 +3,9 @@
 Every run: the learning curve. Image models: test digits, generations in the tutorial's three modes
 (decoder parameter, mean, sample), and a t-SNE map of the test set's posterior means; the CVAE adds
 its label-by-label grid, the GMVAE its cluster-by-cluster grid (rows ordered by the label each
-cluster is matched to) and the cluster proportions. FA: samples over the data and the tutorial's two
-experiments.
+cluster is matched to) and the cluster proportions, the VRNN an animation of digits generated row by
+row (its t-SNE map concatenates the posterior means of every step). FA: samples over the data and
+the tutorial's two experiments.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ def posterior_means(model, data, n: int, seed: int) -> tuple[np.ndarray, np.ndar
     gen = torch.Generator(device=s.x.device).manual_seed(seed)
     idx = torch.randperm(len(s), generator=gen, device=s.x.device)[:n]
     means, labels = [], []
-    for x, y in data.batches(s, 1000, gen, idx):
-        means.append(model.posterior_mean(x, y if model.uses_labels else None).cpu())
-        labels.append(None if y is None else y.cpu())
+    for b in data.batches(s, 1000, gen, idx):
+        means.append(model.posterior_mean(b.x, model.condition(b)).cpu())
+        labels.append(None if b.y is None else b.y.cpu())
     y_all = None if labels[0] is None else torch.cat(labels).numpy()
     return torch.cat(means).numpy(), y_all
 
@@ -83,6 +84,11 @@ def _image_figures(model, cfg, data, info, out: Path, seed: int) -> list[Path]:
                                         title="p(x | y): one row per label", row_labels=data.classes))
     if model.has_clusters:
         written += _cluster_figures(model, data, out, seed)
+    if model.sequential:
+        with seeded(seed, data.test.x.device):
+            x = model.sample(100, mode="mean").cpu().numpy()
+        written.append(plots.row_by_row_animation(x, shape, out / "generations-row-by-row.gif",
+                                                  title="generated row by row"))
     z, y = posterior_means(model, data, min(TSNE_POINTS, len(data.test)), seed)
     emb = tsne(z, seed)
     q = "q(z|x,y)" if model.uses_labels else "q(z|x)"

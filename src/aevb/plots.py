@@ -108,11 +108,8 @@ def image_grid(x: np.ndarray, image_shape, path: Path, ncols: int = 10, title: s
     n = len(x)
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
-    h, w = image_shape
-    canvas = np.ones((nrows * (h + 1) + 1, ncols * (w + 1) + 1))
-    for k, img in enumerate(np.asarray(x).reshape(n, h, w)):
-        r, c = divmod(k, ncols)
-        canvas[1 + r * (h + 1): 1 + r * (h + 1) + h, 1 + c * (w + 1): 1 + c * (w + 1) + w] = img
+    h, _ = image_shape
+    canvas = _canvas(x, image_shape, ncols)
     fig = _figure(ncols * 0.5 + 0.4, nrows * 0.5 + (0.5 if title else 0.2))
     ax = fig.subplots()
     ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
@@ -126,6 +123,51 @@ def image_grid(x: np.ndarray, image_shape, path: Path, ncols: int = 10, title: s
     if title:
         ax.set_title(title)
     return _save(fig, path)
+
+
+def _canvas(x: np.ndarray, image_shape, ncols: int) -> np.ndarray:
+    """Images (n, h, w) tiled into one array with 1-pixel white borders."""
+    n = len(x)
+    nrows = -(-n // ncols)
+    h, w = image_shape
+    canvas = np.ones((nrows * (h + 1) + 1, ncols * (w + 1) + 1))
+    for k, img in enumerate(np.asarray(x).reshape(n, h, w)):
+        r, c = divmod(k, ncols)
+        canvas[1 + r * (h + 1): 1 + r * (h + 1) + h, 1 + c * (w + 1): 1 + c * (w + 1) + w] = img
+    return canvas
+
+
+def row_by_row_animation(x: np.ndarray, image_shape, path: Path, ncols: int = 10, title: str = "",
+                         fps: int = 8) -> Path:
+    """An animated GIF of sequences (n, T, D) drawn as images row by row: frame t shows rows
+    1..t of every image (the tutorial's VRNN animation). Pillow writes it; no ImageMagick."""
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    x = np.clip(np.asarray(x), 0, 1)
+    steps = x.shape[1]
+    ncols = min(ncols, len(x))
+    nrows = -(-len(x) // ncols)
+    fig = _figure(ncols * 0.5 + 0.4, nrows * 0.5 + (0.5 if title else 0.2))
+    ax = fig.subplots()
+    shown = np.zeros_like(x)
+    image = ax.imshow(_canvas(shown, image_shape, ncols), cmap="gray", vmin=0, vmax=1,
+                      interpolation="nearest")
+    ax.set_axis_off()
+    heading = ax.set_title(title)
+
+    def frame(t: int):
+        shown[:, : t + 1] = x[:, : t + 1]
+        image.set_data(_canvas(shown, image_shape, ncols))
+        heading.set_text(f"{title}  (step {t + 1}/{steps})" if title else f"step {t + 1}/{steps}")
+        return (image, heading)
+
+    frames = list(range(steps)) + [steps - 1] * (fps * 2)  # then hold the finished digits 2 s
+    animation = FuncAnimation(fig, frame, frames=frames, blit=False)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        animation.save(tmp, writer=PillowWriter(fps=fps), dpi=100)
+    return path
 
 
 def scatter_over_data(samples: np.ndarray, data: np.ndarray, path: Path, title: str = "") -> Path:

@@ -21,11 +21,21 @@ from aevb.train import Trainer, resolve_device
 
 
 def prepare_data(cfg: RunConfig, device: torch.device | str = "cpu") -> Data:
-    """Load the run's dataset, flatten it to vectors, and check it fits the model's likelihood."""
+    """Load the run's dataset, shape it for the model (vectors, or sequences (N, T, D) for a
+    sequential model: an image is read row by row), and check it fits the model's likelihood."""
     cls = models.get(cfg.model)
     data = load(cfg.data.dataset, cfg.data.data_dir, cfg.data.preprocess)
-    data.train.x = data.train.x.flatten(1)
-    data.test.x = data.test.x.flatten(1)
+    for split in (data.train, data.test):
+        if not cls.sequential:
+            if split.lengths is not None:
+                raise AevbError(f"{data.name} holds sequences with lengths, which only a sequential "
+                                f"model (vrnn) reads; drop lengths_train/lengths_test for {cfg.model}")
+            split.x = split.x.flatten(1)
+        elif data.image_shape is not None:
+            split.x = split.x.reshape(len(split), *data.image_shape)  # (N, T=rows, D=columns)
+        else:
+            raise AevbError(f"model {cfg.model} reads sequences but {data.name} has x of shape "
+                            f"{tuple(split.x.shape)}; give x_train and x_test as (N, T, D)")
     mode_support = MODE_SUPPORT.get(data.preprocess)
     support = cls.data_support(cfg.model_config)
     if support != "real":

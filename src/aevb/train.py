@@ -84,7 +84,6 @@ class Trainer:
     def fit(self) -> list[dict]:
         """Train until `epochs` or `max_steps`; returns the metrics of every completed epoch."""
         n, bs = len(self.data.train), self.cfg.batch_size
-        uses_labels = self.model.uses_labels
         while not self._done():
             if self.order is None:
                 self.order = torch.randperm(n, generator=self.gen, device=self.gen.device)
@@ -94,17 +93,17 @@ class Trainer:
             start = time.perf_counter()
             batches = self.data.batches(self.data.train, bs, self.gen, self.order,
                                         start=self.batch_in_epoch)
-            for x, y in batches:
+            for batch in batches:
                 try:
-                    self.elbo_sum += self.train_step(x, y if uses_labels else None)
+                    self.elbo_sum += self.train_step(batch.x, self.model.condition(batch))
                 except ValueError as e:  # torch.distributions refuses NaN or degenerate parameters
                     found = re.search(r"parameter (\w+) .* of distribution (\w+)", str(e))
                     why = f"{found[2]} got an invalid {found[1]}" if found else str(e).splitlines()[0]
                     raise self._diverged(why) from None
-                self.elbo_count += x.shape[0]
+                self.elbo_count += len(batch.x)
                 self.step += 1
                 self.batch_in_epoch += 1
-                bar.update(x.shape[0])
+                bar.update(len(batch.x))
                 if self.batch_in_epoch % 20 == 0 and not bar.disable:
                     bar.set_postfix(elbo=f"{self.elbo_sum.item() / self.elbo_count:.2f}")
                 if self.cfg.max_steps is not None and self.step >= self.cfg.max_steps:

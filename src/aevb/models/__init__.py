@@ -8,8 +8,9 @@ from aevb.models.cvae import CVAE
 from aevb.models.fa import FactorAnalysis
 from aevb.models.gmvae import GMVAE
 from aevb.models.vae import VAE
+from aevb.models.vrnn import VRNN
 
-MODELS: dict[str, type[LatentModel]] = {m.name: m for m in (FactorAnalysis, VAE, CVAE, GMVAE)}
+MODELS: dict[str, type[LatentModel]] = {m.name: m for m in (FactorAnalysis, VAE, CVAE, GMVAE, VRNN)}
 
 
 def get(name: str) -> type[LatentModel]:

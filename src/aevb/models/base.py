@@ -41,6 +41,7 @@ class LatentModel(nn.Module):
     recipe: ClassVar[dict] = {}  # the tutorial's defaults: {"data": {...}, "train": {...}}
     support: ClassVar[str] = "real"  # what p(x|z) accepts: real | unit | binary
     uses_labels: ClassVar[bool] = False  # conditional models take c = the datapoint's label
+    sequential: ClassVar[bool] = False  # x is a sequence (B, T, D), not a vector (B, D)
 
     @classmethod
     def data_support(cls, cfg) -> str:
@@ -50,6 +51,11 @@ class LatentModel(nn.Module):
         """
         kind = getattr(cfg, "likelihood", None)
         return cls.support if kind is None else likelihood_support(kind)
+
+    def condition(self, batch) -> torch.Tensor | None:
+        """What `c` is for this model in a `aevb.data.Batch`: its labels for a conditional model,
+        None for the others (the VRNN takes its sequence lengths)."""
+        return batch.y if self.uses_labels else None
 
     @classmethod
     def resolve(cls, cfg, dataset: str):
