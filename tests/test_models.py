@@ -21,9 +21,10 @@ def small(name):
     d = 3 if name == "fa" else D
     if name == "fa":
         cfg.learn_mean = True
-    model = cls(cfg, (d,), C)
+    shape = (4, 7) if cls.sequential else (d,)  # sequences: T = 4 steps of 7 values
+    model = cls(cfg, shape, C)
     support = cls.data_support(cfg)
-    x = torch.randn(B, d) if support == "real" else torch.rand(B, d)
+    x = torch.randn(B, *shape) if support == "real" else torch.rand(B, *shape)
     if support == "binary":
         x = (x > 0.5).float()
     y = torch.arange(B) % C if cls.uses_labels else None
@@ -48,7 +49,10 @@ def test_terms_shapes_and_gradients(name):
 def test_sample_and_encode_shapes(name):
     model, x, y = small(name)
     model.eval()
-    assert model.sample(5).shape == (5, x.shape[1])
+    assert model.sample(5).shape == (5, *x.shape[1:])
+    if model.sequential:  # per-step posteriors, concatenated
+        assert model.posterior_mean(x, y).shape == (B, x.shape[1] * model.cfg.latent_dim)
+        return
     q = model.posterior(x, y)
     assert q.batch_shape[-1] == B and q.event_shape == (model.cfg.latent_dim,)
     assert model.posterior_mean(x, y).shape == (B, model.cfg.latent_dim)
