@@ -101,3 +101,16 @@ def test_length_one_is_a_vae_bound():
     want = log_px.mean(0) - kl_divergence(q, p)
     torch.testing.assert_close(got, want)
     assert (iwae(model, x, k=50) >= got - 0.5).all()
+
+
+def test_the_model_is_a_normalised_distribution_over_sequences():
+    """Importance weights are unbiased for p(x) whatever the proposal, so summed over all 2^(T*D)
+    binary sequences they must give 1. A step that let h_t or the prior see x_t would break this."""
+    torch.manual_seed(0)
+    t, d = 2, 2
+    model = VRNN(VRNNConfig(latent_dim=1, state_dim=8, hidden=8), (t, d))
+    grid = torch.tensor([[(i >> j) & 1 for j in range(t * d)] for i in range(2 ** (t * d))])
+    x = grid.float().reshape(-1, t, d)  # all 16 sequences
+    with torch.no_grad():
+        p = iwae(model, x, k=20000, chunk=5000).exp()  # the mean weight: unbiased for p(x)
+    assert p.sum().item() == pytest.approx(1.0, abs=0.03)
