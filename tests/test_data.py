@@ -306,6 +306,8 @@ def test_batches_cover_the_split_once():
     assert torch.equal(torch.cat(xs), data.train.x[order])
     later = [b.x for b in data.batches("train", 300, torch.Generator(), order, start=2)]
     assert torch.equal(torch.cat(later), data.train.x[order[600:]])
+    subset = [len(b.x) for b in data.batches("train", 300, torch.Generator(), order[:500])]
+    assert subset == [300, 200]  # an order that picks a subset yields no empty batches
 
 
 def test_fa_synthetic_is_the_tutorials():

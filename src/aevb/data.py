@@ -330,7 +330,7 @@ class Data:
         Indexing whole tensors keeps per-sample Python out; `start` skips batches already seen.
         """
         s = self.split(split) if isinstance(split, str) else split
-        n = len(s)
+        n = len(s) if order is None else len(order)  # an order may pick a subset
         for i in range(start * batch_size, n, batch_size):
             idx = slice(i, i + batch_size) if order is None else order[i : i + batch_size]
             x = preprocess(s.x[idx], self.preprocess, generator)

@@ -92,6 +92,8 @@ def _image_figures(model, cfg, data, info, out: Path, seed: int) -> list[Path]:
     z, y = posterior_means(model, data, min(TSNE_POINTS, len(data.test)), seed)
     emb = tsne(z, seed)
     q = "q(z|x,y)" if model.uses_labels else "q(z|x)"
+    if model.sequential:
+        q = "per-step q(z_t|h_t,x_t)"  # the T means of one trajectory, concatenated
     for suffix in (".png", ".pdf"):
         written.append(plots.embedding(emb, y, data.classes, out / f"tsne-posterior-means{suffix}",
                                        f"t-SNE of {q} means, {len(z):,} test points"))
