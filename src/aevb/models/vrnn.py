@@ -114,22 +114,16 @@ class VRNN(LatentModel):
         qz = Independent(Normal(torch.stack(q_means), torch.stack(q_stds)), 1)  # batch (T, N)
         pz = self.prior_net(hs)  # p(z_t | h_t), batch (T, N)
         px = self.decoder(torch.cat([hs, zs], -1))  # p(x_t | h_t, z_t), batch (T, N)
-        mask = self._mask(lengths, t, x).unsqueeze(1)  # (T, 1, B)
+        real = None if lengths is None else (torch.arange(t, device=x.device)[:, None, None]
+                                             < lengths)  # (T, 1, B): the steps before each length
 
         def per_step(v: torch.Tensor) -> torch.Tensor:  # (T, N) -> (T, K, B), exactly 0 if padded
-            return torch.where(mask, v.reshape(t, k, b), 0.0)
+            v = v.reshape(t, k, b)
+            return v if real is None else torch.where(real, v, 0.0)
 
         return StepTerms(log_px=per_step(px.log_prob(xs)), log_pz=per_step(pz.log_prob(zs)),
                          log_qz=per_step(qz.log_prob(zs)), kl=per_step(kl_divergence(qz, pz)),
                          z_mean=qz.mean.reshape(t, k, b, -1))
-
-    @staticmethod
-    def _mask(lengths: torch.Tensor | None, t: int, like: torch.Tensor) -> torch.Tensor:
-        """(T, B) True at the real steps of each sequence."""
-        steps = torch.arange(t, device=like.device)[:, None]  # (T, 1)
-        if lengths is None:
-            return steps.expand(t, like.shape[0]) >= 0
-        return steps < lengths[None, :]
 
     def terms(self, x, c=None, k: int = 1) -> Terms:
         """Whole-sequence terms, (K, B): the per-step terms summed over t; c is the lengths."""
