@@ -3,12 +3,14 @@
     python benchmarks/throughput.py                       # vae, gmvae, vrnn; recipe and large batch
     python benchmarks/throughput.py --models vae --large-batch 512 --seconds 20
 
-For each model and batch size it prints images/s for `aevb`'s `Trainer.train_step` and for the
-reference loop of `tutorial_loops.py` (same architecture, the tutorial's style), their ratio, and
-the achieved FLOP/s as a fraction of the matrix-product peak that the script measures first. FLOPs
-per image come from `torch.utils.flop_counter` on one training step of aevb's model (forward and
-backward matrix products). The data are random bytes shaped like MNIST: throughput does not
-depend on pixel values. Run it on an otherwise idle machine; the figures are wall-clock ratios.
+For each model and batch size it prints images/s for `aevb`'s `Trainer.train_step` with the
+recipe's precision and compile setting, for the same with compile flipped, and for the reference
+loop of `tutorial_loops.py` (same architecture, the tutorial's style); the ratio of aevb to the
+reference; and the achieved FLOP/s as a fraction of the matrix-product peak for that precision,
+which the script measures first. The loops are timed in interleaved turns, so a noisy neighbour
+slows all of them alike. FLOPs per image come from `torch.utils.flop_counter` on one training step
+of aevb's model (forward and backward matrix products). The data are random bytes shaped like
+MNIST: throughput does not depend on pixel values. Compilation happens before the timing.
 """
 
 from __future__ import annotations
@@ -27,13 +29,14 @@ from tutorial_loops import TUTORIAL_MODELS, train_steps  # noqa: E402
 from aevb import models  # noqa: E402
 from aevb.config import build_config  # noqa: E402
 from aevb.data import Data, Split  # noqa: E402
-from aevb.train import Trainer  # noqa: E402
+from aevb.train import PRECISIONS, Trainer  # noqa: E402
 
 N_IMAGES = 6000
 
 
-def matmul_peak(dtype: torch.dtype, seconds: float = 2.0) -> float:
+def matmul_peak(dtype: torch.dtype | None, seconds: float = 2.0) -> float:
     """FLOP/s of a large square matrix product, the machine's practical peak for this dtype."""
+    dtype = dtype or torch.float32
     a = torch.randn(2048, 2048).to(dtype)
     b = torch.randn(2048, 2048).to(dtype)
     a @ b
@@ -52,9 +55,9 @@ def fake_mnist(seed: int = 0) -> Data:
                 classes=tuple(str(i) for i in range(10)))
 
 
-def aevb_trainer(name: str, batch_size: int) -> Trainer:
+def aevb_trainer(name: str, batch_size: int, **train) -> Trainer:
     cls = models.get(name)
-    cfg = build_config(name, cls, [("benchmark", {"train": {"batch_size": batch_size}})])
+    cfg = build_config(name, cls, [("benchmark", {"train": {"batch_size": batch_size, **train}})])
     data = fake_mnist()
     data.preprocess = cfg.data.preprocess
     if cls.sequential:
@@ -65,72 +68,99 @@ def aevb_trainer(name: str, batch_size: int) -> Trainer:
     return Trainer(model, data, cfg.train, quiet=True)
 
 
-def aevb_rate(trainer: Trainer, seconds: float) -> tuple[float, float]:
-    """(images/s, FLOPs per image) of the trainer's steps, timed over about `seconds`."""
-    from torch.utils.flop_counter import FlopCounterMode
+class AevbLoop:
+    """aevb's `Trainer.train_step` fed by `Data.batches`, timed in chunks of `steps`."""
 
-    data, bs = trainer.data, trainer.cfg.batch_size
+    def __init__(self, name: str, batch_size: int, **train):
+        self.trainer = aevb_trainer(name, batch_size, **train)
+        self.batches = self._batches()
+        from torch.utils.flop_counter import FlopCounterMode
 
-    def batches():
+        b = next(self.batches)
+        with FlopCounterMode(display=False) as counter:  # runs eagerly (see Trainer.train_step)
+            self.trainer.train_step(b.x, self.trainer.model.condition(b))
+        self.flops = counter.get_total_flops() / batch_size  # per image, forward and backward
+        self.run(3)  # compiles here when compile is on
+
+    def _batches(self):
+        data, bs, gen = self.trainer.data, self.trainer.cfg.batch_size, self.trainer.gen
         while True:
-            order = torch.randperm(len(data.train), generator=trainer.gen)
-            for b in data.batches(data.train, bs, trainer.gen, order):
+            order = torch.randperm(len(data.train), generator=gen)
+            for b in data.batches(data.train, bs, gen, order):
                 if len(b.x) == bs:
                     yield b
 
-    it = batches()
-    b = next(it)
-    with FlopCounterMode(display=False) as counter:
-        trainer.train_step(b.x, trainer.model.condition(b))
-    flops = counter.get_total_flops() / bs
-    for _ in range(2):  # warm up
-        b = next(it)
-        trainer.train_step(b.x, trainer.model.condition(b))
-    n, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        b = next(it)
-        total = trainer.train_step(b.x, trainer.model.condition(b))
-        n += bs
-    total.item()  # wait for the last step
-    return n / (time.perf_counter() - start), flops
+    def run(self, steps: int) -> None:
+        for _ in range(steps):
+            b = next(self.batches)
+            total = self.trainer.train_step(b.x, self.trainer.model.condition(b))
+        total.item()  # wait for the last step
 
 
-def reference_rate(name: str, batch_size: int, seconds: float) -> float:
-    torch.manual_seed(0)
-    model = TUTORIAL_MODELS[name]()
-    x = fake_mnist().train.x
-    train_steps(model, x, batch_size, 2)  # warm up
-    steps, n, start = max(1, int(20 * 100 / batch_size)), 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        train_steps(model, x, batch_size, steps)
-        n += steps * batch_size
-    return n / (time.perf_counter() - start)
+class ReferenceLoop:
+    """The tutorial-style loop of `tutorial_loops.py`, timed in chunks of `steps`."""
+
+    def __init__(self, name: str, batch_size: int):
+        torch.manual_seed(0)
+        self.model, self.x, self.bs = TUTORIAL_MODELS[name](), fake_mnist().train.x, batch_size
+        self.run(2)
+
+    def run(self, steps: int) -> None:
+        train_steps(self.model, self.x, self.bs, steps)
+
+
+def rates(loops: dict, batch_size: int, seconds: float, rounds: int = 5) -> dict[str, float]:
+    """Images/s of each loop, timed in `rounds` interleaved turns of about seconds/rounds each,
+    so that a noisy neighbour on the machine slows every loop alike."""
+    steps = {}
+    for key, loop in loops.items():  # size a turn from one short timing
+        start = time.perf_counter()
+        loop.run(2)
+        steps[key] = max(1, round(seconds / rounds / ((time.perf_counter() - start) / 2)))
+    spent = dict.fromkeys(loops, 0.0)
+    for _ in range(rounds):
+        for key, loop in loops.items():
+            start = time.perf_counter()
+            loop.run(steps[key])
+            spent[key] += time.perf_counter() - start
+    return {key: rounds * steps[key] * batch_size / spent[key] for key in loops}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", default=["vae", "gmvae", "vrnn"], choices=list(TUTORIAL_MODELS))
-    p.add_argument("--large-batch", type=int, default=512, help="the second batch size (default: 512)")
-    p.add_argument("--seconds", type=float, default=15.0, help="timing per cell (default: 15)")
+    p.add_argument("--large-batch", type=int, default=512,
+                   help="the second batch size; 0 for none (default: 512)")
+    p.add_argument("--seconds", type=float, default=15.0, help="timing per loop and cell (default: 15)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), help="override the recipes' precision")
     args = p.parse_args()
     load = os.getloadavg()[0]
     if load > 0.5:  # two jobs with a thread per core each can run 10-50x slower (OpenMP spin-waits)
         print(f"warning: load average {load:.1f} before the run; another job shares the CPU and "
               "the figures below are not to be trusted", file=sys.stderr)
-    peak = matmul_peak(torch.float32)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          f"fp32 matmul peak {peak / 1e9:.0f} GFLOP/s (2048^3)")
-    print("| model | batch | aevb img/s | tutorial-style img/s | ratio | GFLOP per image | "
-          "aevb GFLOP/s | of fp32 peak |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    peaks = {name: matmul_peak(dtype) for name, dtype in PRECISIONS.items()}
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; matmul peak (2048^3): "
+          + ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in peaks.items()))
+    print("| model | batch | precision | compile | aevb img/s | compile flipped | tutorial-style img/s "
+          "| ratio | GFLOP per image | aevb GFLOP/s | of peak |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name in args.models:
-        recipe_bs = models.get(name).recipe["train"]["batch_size"]
-        for bs in dict.fromkeys([recipe_bs, args.large_batch]):
-            ours, flops = aevb_rate(aevb_trainer(name, bs), args.seconds)
-            ref = reference_rate(name, bs, args.seconds)
-            achieved = ours * flops
-            print(f"| {name} | {bs} | {ours:,.0f} | {ref:,.0f} | {ours / ref:.2f}x | {flops / 1e9:.3f} | "
-                  f"{achieved / 1e9:.0f} | {achieved / peak:.0%} |", flush=True)
+        recipe = models.get(name).recipe["train"]
+        precision = args.precision or recipe.get("precision", "fp32")
+        compile_ = recipe.get("compile") is not False  # unset: on, as for any full-length run
+        for bs in dict.fromkeys(b for b in (recipe["batch_size"], args.large_batch) if b):
+            loops = {
+                "aevb": AevbLoop(name, bs, precision=precision, compile=compile_),
+                "flipped": AevbLoop(name, bs, precision=precision, compile=not compile_),
+                "reference": ReferenceLoop(name, bs),
+            }
+            r = rates(loops, bs, args.seconds)
+            flops = loops["aevb"].flops
+            achieved = r["aevb"] * flops
+            print(f"| {name} | {bs} | {precision} | {'on' if compile_ else 'off'} | {r['aevb']:,.0f} | "
+                  f"{r['flipped']:,.0f} | {r['reference']:,.0f} | {r['aevb'] / r['reference']:.2f}x | "
+                  f"{flops / 1e9:.3f} | {achieved / 1e9:.0f} | {achieved / peaks[precision]:.0%} |",
+                  flush=True)
 
 
 if __name__ == "__main__":

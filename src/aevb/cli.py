@@ -29,6 +29,8 @@ _TRAIN_FLAGS = {
     "device": ("train", "auto, cpu, cuda or mps"),
     "train_samples": ("train", "samples of z per datapoint in the training ELBO"),
     "eval_samples": ("train", "samples of z per test point in the logged test ELBO"),
+    "precision": ("train", "fp32, or bf16 for the networks' layers (densities stay fp32)"),
+    "compile": ("train", "torch.compile the ELBO and its gradient; unset: for runs of 2000+ steps"),
 }
 
 

@@ -42,6 +42,7 @@ class LatentModel(nn.Module):
     support: ClassVar[str] = "real"  # what p(x|z) accepts: real | unit | binary
     uses_labels: ClassVar[bool] = False  # conditional models take c = the datapoint's label
     sequential: ClassVar[bool] = False  # x is a sequence (B, T, D), not a vector (B, D)
+    compilable: ClassVar[bool] = True  # torch.compile can trace `terms` (see aevb.train)
 
     @classmethod
     def data_support(cls, cfg) -> str:

@@ -41,6 +41,7 @@ class FAConfig:
 class FactorAnalysis(LatentModel):
     """Linear-Gaussian factor analysis with a linear recognition model and shared covariance."""
 
+    compilable = False  # dynamo (torch 2.13) fails on MultivariateNormal's KL; FA is tiny anyway
     name = "fa"
     Config = FAConfig
     recipe = {

@@ -45,7 +45,8 @@ class GMVAE(LatentModel):
         "data": {"dataset": "mnist", "preprocess": "binarize-threshold"},
         # One z per component in the per-epoch test ELBO: summing over the C components already
         # averages C draws, and ten more would cost half an epoch's training time.
-        "train": {"epochs": 80, "batch_size": 100, "lr": 1e-3, "eval_samples": 1},
+        "train": {"epochs": 80, "batch_size": 100, "lr": 1e-3, "eval_samples": 1,
+                  "precision": "bf16"},
     }
 
     def __init__(self, cfg: GMVAEConfig, event_shape: tuple[int, ...], n_classes: int | None = None):
@@ -100,7 +101,7 @@ class GMVAE(LatentModel):
 
     def cluster_log_probs(self, x) -> torch.Tensor:
         """log q(y | x), (B, C)."""
-        return F.log_softmax(self.qy(x), dim=-1)
+        return F.log_softmax(self.qy(x).float(), dim=-1)  # fp32 under bf16 autocast too
 
     def terms(self, x, c=None, k: int = 1) -> Terms:
         log_qy = self.cluster_log_probs(x).T  # (C, B)

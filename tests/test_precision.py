@@ -1,0 +1,126 @@
+"""Speed options that must not change the mathematics: the exact continuous-Bernoulli normaliser,
+bf16 autocast with fp32 densities and optimiser, fused Adam, and when torch.compile is used."""
+
+import math
+
+import pytest
+import torch
+from torch.distributions import ContinuousBernoulli
+
+from aevb import models
+from aevb.cli import main
+from aevb.config import TrainConfig
+from aevb.data import Data, Split
+from aevb.errors import AevbError
+from aevb.models.nets import ContinuousBernoulliLogits
+from aevb.train import COMPILE_FROM_STEPS, Trainer, autocast
+
+
+def reference_log_norm(a: torch.Tensor) -> torch.Tensor:
+    """log(a / tanh(a/2)) in float64, by the series near 0."""
+    a = a.double()
+    direct = torch.log(a / torch.tanh(a / 2))
+    return torch.where(a.abs() < 1e-3, math.log(2) + a * a / 12, direct)
+
+
+def test_cb_log_norm_is_accurate_in_float32_where_torch_is_not():
+    a = torch.cat([torch.linspace(-40, 40, 8001), torch.tensor([0.0, 1e-6, -1e-3, 9.99e-3, 1.001e-2])])
+    ours = ContinuousBernoulliLogits(logits=a)._cont_bern_log_norm().double()
+    assert (ours - reference_log_norm(a)).abs().max() < 1e-6
+    theirs = ContinuousBernoulli(logits=a)._cont_bern_log_norm().double()
+    assert (theirs - reference_log_norm(a)).abs().max() > 0.5  # torch clamps |logit| at 15.9
+
+
+@pytest.mark.parametrize("logit", [-30.0, -8.0, -1e-3, 0.0, 0.5, 16.0, 35.0])
+def test_cb_density_integrates_to_one(logit):
+    x = torch.linspace(0, 1, 400001, dtype=torch.float64)
+    a = torch.full_like(x, logit)
+    density = ContinuousBernoulliLogits(logits=a).log_prob(x).exp()
+    assert torch.trapezoid(density, x).item() == pytest.approx(1.0, abs=2e-4)
+
+
+def test_cb_log_norm_gradient_is_finite_at_zero():
+    a = torch.tensor([0.0, 1e-4, -5e-3, 2.0], requires_grad=True)
+    ContinuousBernoulliLogits(logits=a)._cont_bern_log_norm().sum().backward()
+    assert torch.isfinite(a.grad).all()
+    assert a.grad[0] == 0  # log C is even in a
+
+
+def tiny_trainer(name="vae", **train) -> Trainer:
+    cls = models.get(name)
+    cfg = cls.Config(hidden=16)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (64, 28, 28) if cls.sequential else (64, 784), generator=g, dtype=torch.uint8)
+    data = Data("tiny", Split(x), Split(x[:16]), image_shape=(28, 28),
+                preprocess=cls.recipe["data"]["preprocess"])
+    torch.manual_seed(0)
+    model = cls(cfg, data.event_shape, None)
+    return Trainer(model, data, TrainConfig(**{"batch_size": 16, "epochs": 1, **train}), quiet=True)
+
+
+@pytest.mark.parametrize("name", ["vae", "gmvae", "vrnn"])
+def test_bf16_runs_the_layers_in_bf16_and_keeps_densities_and_adam_in_fp32(name):
+    tr = tiny_trainer(name, precision="bf16")
+    seen = []
+    handles = [m.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+               for m in tr.model.modules() if isinstance(m, torch.nn.Linear)]
+    b = next(tr.data.batches(tr.data.train, 16, tr.gen))
+    with tr.autocast:
+        t = tr.model.terms(b.x, tr.model.condition(b), 2)
+    for h in handles:
+        h.remove()
+    assert torch.bfloat16 in seen
+    for v in (t.log_px, t.log_pz, t.log_qz, t.kl, t.log_qy):
+        assert v is None or v.dtype == torch.float32
+    tr.train_step(b.x, tr.model.condition(b))
+    for p in tr.model.parameters():
+        assert p.dtype == torch.float32
+        assert all(s.dtype == torch.float32 for k, s in tr.opt.state[p].items() if k != "step")
+
+
+def test_bf16_and_fp32_steps_agree_closely():
+    fp32, bf16 = tiny_trainer(), tiny_trainer(precision="bf16")
+    b = next(fp32.data.batches(fp32.data.train, 16, torch.Generator().manual_seed(1)))
+    torch.manual_seed(3)
+    e32 = fp32.train_step(b.x)
+    torch.manual_seed(3)
+    e16 = bf16.train_step(b.x)
+    assert e16.item() == pytest.approx(e32.item(), rel=2e-2)
+
+
+def test_adam_is_fused_on_cpu():
+    assert tiny_trainer().opt.defaults["fused"]
+
+
+def test_unknown_precision_is_refused():
+    with pytest.raises(AevbError, match="unknown precision 'fp8'"):
+        autocast(torch.device("cpu"), "fp8")
+
+
+def test_unknown_precision_on_the_command_line_leaves_nothing(capsys, tmp_path):
+    out = tmp_path / "run"
+    code = main(["train", "fa", "--precision", "fp16", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown precision 'fp16'; use fp32 or bf16" in err
+    assert not out.exists()
+
+
+def test_compile_unset_compiles_only_long_runs():
+    assert tiny_trainer().compiled is None  # 4 steps
+    assert tiny_trainer(epochs=COMPILE_FROM_STEPS).compiled is not None
+    assert tiny_trainer(epochs=COMPILE_FROM_STEPS, compile=False).compiled is None
+    assert tiny_trainer(compile=True).compiled is not None
+
+
+@pytest.mark.slow
+def test_compiled_steps_train_like_eager_ones(monkeypatch):
+    import torch._inductor.config
+
+    monkeypatch.setattr(torch._inductor.config, "fallback_random", True)  # eager's random streams
+    eager, compiled = tiny_trainer(compile=False), tiny_trainer(compile=True)
+    batches = list(eager.data.batches(eager.data.train, 16, torch.Generator().manual_seed(1)))
+    values = {}
+    for tr in (eager, compiled):
+        torch.manual_seed(5)
+        values[tr] = [tr.train_step(b.x).item() for b in batches]
+    assert values[compiled] == pytest.approx(values[eager], rel=1e-4)
