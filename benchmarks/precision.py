@@ -37,7 +37,7 @@ def train_and_score(name: str, precision: str, epochs: int | None, data_dir: str
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", nargs="+", default=["vae", "gmvae", "vrnn"])
+    p.add_argument("--models", nargs="+", default=["vae", "cvae", "gmvae", "vrnn"])
     p.add_argument("--epochs", nargs="*", default=[], metavar="MODEL=N",
                    help="shorter runs than the recipes, e.g. gmvae=10")
     p.add_argument("--data-dir", default=os.environ.get("AEVB_DATA_DIR"))

@@ -1,6 +1,6 @@
 """Wall time to the tutorial's number: the tutorial-style loop against aevb's default recipe.
 
-    python benchmarks/time_to_quality.py --data-dir ../shared/data              # all three, ~40 min
+    python benchmarks/time_to_quality.py --data-dir ../shared/data              # all three, ~45 min
     python benchmarks/time_to_quality.py --data-dir ../shared/data --models vae
 
 For each model both loops train on the full MNIST from the same seed, and every `--every` of an
