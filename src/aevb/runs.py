@@ -17,7 +17,7 @@ from aevb import atomic, checkpoints, models
 from aevb.config import RunConfig, config_from_dict
 from aevb.data import MODE_SUPPORT, Data, check_support, load
 from aevb.errors import AevbError
-from aevb.train import Trainer, autocast, resolve_device
+from aevb.train import Trainer, check_options, resolve_device
 
 
 def prepare_data(cfg: RunConfig, device: torch.device | str = "cpu") -> Data:
@@ -74,10 +74,8 @@ def train(cfg: RunConfig, out: Path, quiet: bool = False) -> Trainer:
         raise AevbError(f"{out} already holds a run; pass --resume to continue it, or choose "
                         "another --out")
     device = resolve_device(cfg.train.device)
-    autocast(device, cfg.train.precision)  # an unknown or unsupported precision fails here
     cls = models.get(cfg.model)
-    if cfg.train.compile and not cls.compilable:
-        raise AevbError(f"{cfg.model} cannot be compiled with torch.compile; drop --compile")
+    check_options(cfg.train, cls, device)
     cfg.model_config = cls.resolve(cfg.model_config, cfg.data.dataset)
     data = prepare_data(cfg, device)
     torch.manual_seed(cfg.train.seed)
