@@ -35,10 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tutorial_loops import TUTORIAL_MODELS, test_elbo, train_steps  # noqa: E402
 
 from aevb import models  # noqa: E402
+from aevb.checkpoints import build_model  # noqa: E402
 from aevb.config import build_config  # noqa: E402
 from aevb.evaluate import epoch_metrics  # noqa: E402
 from aevb.models.nets import ContinuousBernoulliLogits  # noqa: E402
-from aevb.runs import prepare_data  # noqa: E402
+from aevb.runs import data_info, prepare_data  # noqa: E402
 from aevb.train import Trainer  # noqa: E402
 
 TARGETS = {"vae": 1788.0, "gmvae": -80.5 - math.log(10), "vrnn": -78.3}
@@ -65,7 +66,7 @@ def aevb_time(name: str, data_dir: str | None, every: float, budget: float, seed
                                                   "train": {"seed": seed, **train_overrides}})])
     data = prepare_data(cfg)
     torch.manual_seed(seed)
-    model = cls(cfg.model_config, data.event_shape, len(data.classes))
+    model = build_model(cfg, data_info(data))  # as `aevb train` builds it
     trainer = Trainer(model, data, cfg.train, quiet=True)
     bs, n = cfg.train.batch_size, len(data.train)
     check = max(1, round(every * n / bs))  # steps between evaluations
