@@ -34,8 +34,12 @@ def save(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
         save_file(cpu, str(tmp), metadata={"aevb": json.dumps(meta)})
 
 
-def load(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """Read a checkpoint's tensors and JSON; anything unreadable is an AevbError naming the file."""
+def load(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read a checkpoint's tensors and JSON from a run directory, a checkpoint file or
+    `pretrained:NAME`; anything unreadable is an AevbError naming the file."""
+    from aevb.pretrained import resolve  # pretrained builds on this module
+
+    path = resolve(path)
     if path.is_dir():
         path = path / CHECKPOINT
     if not path.is_file():
@@ -66,8 +70,9 @@ def build_model(cfg: RunConfig, data_info: dict) -> models.LatentModel:
 
 def load_model(run: str | Path, device: str | torch.device = "cpu"
                ) -> tuple[models.LatentModel, RunConfig, dict]:
-    """Rebuild a trained model from a run directory or checkpoint file: (model, config, meta)."""
-    tensors, meta = load(Path(run))
+    """Rebuild a trained model from a run directory, checkpoint file or `pretrained:NAME`:
+    (model in eval mode, config, meta)."""
+    tensors, meta = load(run)
     cfg = config_from_dict(meta["config"], models.get(meta["config"]["model"]))
     model = build_model(cfg, meta["data_info"])
     state = prefixed(tensors, "model")

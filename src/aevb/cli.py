@@ -1,4 +1,4 @@
-"""The `aevb` command line: train, evaluate, sample, figures.
+"""The `aevb` command line: train, evaluate, sample, figures, reproduce, pretrained.
 
 Usage and input errors print one line on stderr and exit with code 2; nothing is half-written.
 """
@@ -32,6 +32,9 @@ _TRAIN_FLAGS = {
     "precision": ("train", "fp32, or bf16 for the networks' layers (densities stay fp32)"),
     "compile": ("train", "torch.compile the ELBO and its gradient; unset: for runs of 2000+ steps"),
 }
+
+
+_DATA_DIR_HELP = "data root for the run's dataset (default: the run's, $AEVB_DATA_DIR or the cache)"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -86,8 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, cls in models.MODELS.items():
         _train_parser(msub, name, cls)
 
+    run_help = "a run directory, or pretrained:NAME for a shipped model"
     p = sub.add_parser("evaluate", help="ELBO, IWAE bound and exact log-likelihood of a run")
-    p.add_argument("run", metavar="RUN_DIR")
+    p.add_argument("run", metavar="RUN_DIR", help=run_help)
     p.add_argument("--split", choices=("test", "train"), default="test", help="(default: test)")
     p.add_argument("--iwae-samples", type=int, default=0, metavar="K",
                    help="also report the IWAE bound with K samples (default: 0, off)")
@@ -95,12 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="draws of z per datapoint in the ELBO estimate (default: ten times the run's "
                         "--eval-samples: 100 for the VAE recipe, 10 for GMVAE and VRNN)")
     p.add_argument("--batch-size", type=int, default=None, help="(default: the run's)")
+    p.add_argument("--subset", type=int, default=None, metavar="N",
+                   help="only the split's first N datapoints, for a quick check (default: all)")
     p.add_argument("--seed", type=int, default=0, help="(default: 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
+    p.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     p = sub.add_parser("sample", help="draw x ~ p(x) from a trained model")
-    p.add_argument("run", metavar="RUN_DIR")
+    p.add_argument("run", metavar="RUN_DIR", help=run_help)
     p.add_argument("--n", type=int, default=64, help="number of samples (default: 64)")
     p.add_argument("--out", required=True, metavar="FILE", help=".png for a figure, .npy for the array")
     p.add_argument("--mode", choices=("sample", "mean", "param"), default="sample",
@@ -112,8 +119,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="(default: 0)")
 
     p = sub.add_parser("figures", help="write the model's figures")
-    p.add_argument("run", metavar="RUN_DIR")
-    p.add_argument("--out", metavar="DIR", help="(default: RUN_DIR/figures)")
+    p.add_argument("run", metavar="RUN_DIR", help=run_help)
+    p.add_argument("--out", metavar="DIR",
+                   help="(default: RUN_DIR/figures; figures/NAME for pretrained:NAME)")
+    p.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
+
+    p = sub.add_parser("reproduce", help="train a published recipe (or fetch its shipped model), "
+                       "then write its figures and results.json")
+    p.add_argument("name", nargs="?", metavar="NAME", help="a recipe under configs/ (see --list)")
+    p.add_argument("--list", action="store_true", help="list the recipes and what they reproduce")
+    p.add_argument("--pretrained", action="store_true", help="use the recipe's shipped model, train nothing")
+    p.add_argument("--out", metavar="DIR", help="(default: runs/reproduce/NAME)")
+    p.add_argument("--resume", action="store_true", help="continue the training run in DIR/run")
+    p.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
+    for flag in ("epochs", "max_steps", "seed", "precision", "compile"):
+        types = field_types(TrainConfig)
+        _add_typed(p, flag, types[flag], "the recipe's", _TRAIN_FLAGS[flag][1])
+    p.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
+
+    p = sub.add_parser("pretrained", help="the shipped pretrained models")
+    psub = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    q = psub.add_parser("list", help="the shipped models and their metrics")
+    q.add_argument("--json", action="store_true", help="print the model cards as one JSON object")
+    q = psub.add_parser("export", help="(for maintainers) ship a finished run as a pretrained model")
+    q.add_argument("run", metavar="RUN_DIR")
+    q.add_argument("name", metavar="NAME", help="e.g. vae-mnist")
+    q.add_argument("--recipe", required=True, help="the recipe under configs/ the run was trained from")
+    q.add_argument("--iwae-samples", type=int, default=0, metavar="K",
+                   help="also measure the IWAE bound with K samples for the card (default: 0)")
+    q.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
+    q.add_argument("--out", metavar="DIR", help="(default: the package's pretrained/ folder)")
     return parser
 
 
@@ -154,12 +190,14 @@ def _cmd_evaluate(args) -> int:
 
     if args.iwae_samples < 0 or (args.elbo_samples is not None and args.elbo_samples < 1):
         raise AevbError("--iwae-samples must be >= 0 and --elbo-samples >= 1")
-    model, cfg, data, meta = open_run(args.run, args.device)
+    if args.subset is not None and args.subset < 1:
+        raise AevbError("--subset must be at least 1")
+    model, cfg, data, meta = open_run(args.run, args.device, data_dir=args.data_dir)
     elbo_samples = args.elbo_samples or 10 * cfg.train.eval_samples
     result = {"model": cfg.model, "dataset": meta["data_info"]["dataset"]}
     result.update(evaluate(model, data, args.split, args.batch_size or cfg.train.eval_batch_size,
                            args.iwae_samples, args.seed, progress=not args.json,
-                           elbo_samples=elbo_samples))
+                           elbo_samples=elbo_samples, subset=args.subset))
     result["step"], result["epoch"] = meta["step"], meta["epoch"]
     if args.json:
         print(json.dumps(result))
@@ -211,17 +249,77 @@ def _cmd_sample(args) -> int:
 
 def _cmd_figures(args) -> int:
     from aevb import figures
+    from aevb.pretrained import PREFIX
 
-    out = Path(args.out) if args.out else Path(args.run) / "figures"
-    for path in figures.write(args.run, out):
+    if args.out:
+        out = Path(args.out)
+    elif args.run.startswith(PREFIX):
+        out = Path("figures") / args.run[len(PREFIX):]
+    else:
+        out = Path(args.run) / "figures"
+    for path in figures.write(args.run, out, data_dir=args.data_dir):
         print(path)
+    return 0
+
+
+def _cmd_reproduce(args) -> int:
+    from aevb import reproduce
+
+    if args.list:
+        for name in reproduce.names():
+            raw = reproduce.recipe(name)
+            shipped = f" [pretrained: {raw['pretrained']}]" if raw.get("pretrained") else ""
+            print(f"{name:<16} {raw['model']:<6}{shipped}\n    {raw.get('description', '')}")
+        return 0
+    if args.name is None:
+        raise AevbError("give a recipe NAME, or --list to see them")
+    overrides = {k: getattr(args, k) for k in ("epochs", "max_steps", "seed", "precision", "compile")
+                 if getattr(args, k) is not None}
+    if args.device != "auto":
+        overrides["device"] = args.device
+    out = Path(args.out) if args.out else reproduce.default_out(args.name)
+    results = reproduce.reproduce(args.name, out, args.pretrained, args.data_dir, overrides,
+                                  args.resume, args.device, args.quiet)
+    ref = results["reference"]
+    if ref and "ours" in ref:
+        print(f"{args.name}: {ref['metric']} {ref['ours']:.4g} (reference {ref['value']:g}: "
+              f"{ref['source']})")
+    print(f"results in {out / 'results.json'}, figures in {out / 'figures'}", file=sys.stderr)
+    return 0
+
+
+def _cmd_pretrained(args) -> int:
+    from aevb import pretrained, reproduce
+
+    if args.action == "export":
+        raw = reproduce.recipe(args.recipe)
+        out = Path(args.out) if args.out else pretrained.DIR
+        the_card = pretrained.export(args.run, args.name, args.recipe, raw.get("description", ""),
+                                     args.iwae_samples, args.data_dir, out)
+        print(json.dumps({k: the_card[k] for k in ("name", "weights_dtype", "bytes", "sha256")}))
+        return 0
+    cards = {name: pretrained.card(name) for name in pretrained.names()}
+    if args.json:
+        print(json.dumps(cards))
+        return 0
+    print(f"{'name':<14} {'model':<6} {'test metrics (aevb evaluate)':<58} {'trained':>9}  recipe")
+    for name, c in cards.items():
+        m = c["metrics"]
+        shown = [f"ELBO {m['elbo']:.2f}"]
+        if "iwae" in m:
+            shown.append(f"IWAE_{m['iwae_samples']} {m['iwae']:.2f}")
+        if "cluster_accuracy" in m:
+            shown.append(f"cluster acc {m['cluster_accuracy']:.3f}")
+        minutes = c["training_seconds"] / 60
+        print(f"{name:<14} {c['model']:<6} {', '.join(shown):<58} {minutes:>6.1f} min  {c['recipe']}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = {"train": _cmd_train, "evaluate": _cmd_evaluate, "sample": _cmd_sample,
-               "figures": _cmd_figures}[args.command]
+               "figures": _cmd_figures, "reproduce": _cmd_reproduce,
+               "pretrained": _cmd_pretrained}[args.command]
     try:
         return command(args)
     except AevbError as e:

@@ -108,6 +108,11 @@ def replace_checked(obj, values: dict, where: str):
     return dataclasses.replace(obj, **checked)
 
 
+# A recipe file's top-level keys. `description`, `pretrained` (the shipped model it made) and
+# `[reference]` (the published number it reproduces) are read by `aevb reproduce`, not by training.
+RECIPE_KEYS = {"model", "model_config", "data", "train", "description", "pretrained", "reference"}
+
+
 def read_toml(path: str | Path) -> dict:
     """Parse a config file; a missing or malformed one is an AevbError naming the file."""
     path = Path(path)
@@ -118,11 +123,11 @@ def read_toml(path: str | Path) -> dict:
         raise AevbError(f"config file {path} does not exist") from None
     except tomllib.TOMLDecodeError as e:
         raise AevbError(f"config file {path} is not valid TOML: {e}") from None
-    unknown = sorted(set(raw) - {"model", "model_config", "data", "train", "description"})
+    unknown = sorted(set(raw) - RECIPE_KEYS)
     if unknown:
         raise AevbError(
-            f"config file {path}: unknown section {unknown[0]!r}; "
-            "use model, description, [model_config], [data] and [train]"
+            f"config file {path}: unknown section {unknown[0]!r}; use model, description, pretrained, "
+            "[model_config], [data], [train] and [reference]"
         )
     return raw
 

@@ -290,6 +290,11 @@ class Split:
 
         return Split(self.x.to(device), move(self.y), move(self.lengths))
 
+    def head(self, n: int) -> Split:
+        """The first n datapoints."""
+        return Split(self.x[:n], None if self.y is None else self.y[:n],
+                     None if self.lengths is None else self.lengths[:n])
+
 
 class Batch(NamedTuple):
     """A preprocessed minibatch: x (B, D...), labels y (B,) and sequence lengths (B,) if any."""

@@ -8,6 +8,7 @@ the same numbers, and evaluating never disturbs the training run's random stream
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from contextlib import contextmanager
 
@@ -77,8 +78,11 @@ def per_datapoint(model: LatentModel, data: Data, split: str = "test", batch_siz
 
 def evaluate(model: LatentModel, data: Data, split: str = "test", batch_size: int = 1000,
              iwae_samples: int = 0, seed: int = 0, progress: bool = False,
-             elbo_samples: int = 100) -> dict:
-    """Summary metrics as a JSON-ready dict: means per datapoint in nats, with standard errors."""
+             elbo_samples: int = 100, subset: int | None = None) -> dict:
+    """Summary metrics as a JSON-ready dict: means per datapoint in nats, with standard errors.
+    `subset`: only the split's first that many datapoints (a quick check)."""
+    if subset is not None:
+        data = dataclasses.replace(data, **{split: data.split(split).head(subset)})
     values = per_datapoint(model, data, split, batch_size, iwae_samples, seed, progress,
                            elbo_samples)
     result: dict = {"split": split, "n": len(data.split(split)), "elbo_samples": elbo_samples}

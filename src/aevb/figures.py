@@ -44,9 +44,9 @@ def tsne(points: np.ndarray, seed: int) -> np.ndarray:
     return TSNE(n_components=2, init="pca", learning_rate="auto", random_state=seed).fit_transform(points)
 
 
-def write(run: str | Path, out: Path) -> list[Path]:
-    """Write every figure of a run into `out`; returns the files written."""
-    model, cfg, data, meta = open_run(run)
+def write(run: str | Path, out: Path, data_dir: str | None = None) -> list[Path]:
+    """Write every figure of a run (or `pretrained:NAME`) into `out`; returns the files written."""
+    model, cfg, data, meta = open_run(run, data_dir=data_dir)
     info, seed = meta["data_info"], cfg.train.seed
     out.mkdir(parents=True, exist_ok=True)
     written = []

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from aevb import atomic, checkpoints, models
+from aevb import atomic, checkpoints, models, provenance
 from aevb.config import RunConfig, config_from_dict
 from aevb.data import MODE_SUPPORT, Data, check_support, load
 from aevb.errors import AevbError
@@ -83,7 +83,8 @@ def train(cfg: RunConfig, out: Path, quiet: bool = False) -> Trainer:
     out.mkdir(parents=True, exist_ok=True)
     atomic.write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
     (out / "metrics.jsonl").write_text("")
-    run_meta = {"config": cfg.to_dict(), "data_info": data_info(data), "model": cfg.model}
+    run_meta = {"config": cfg.to_dict(), "data_info": data_info(data), "model": cfg.model,
+                "versions": provenance.versions()}
     trainer = Trainer(model, data, cfg.train, out, run_meta, quiet)
     trainer.fit()
     return trainer
@@ -112,18 +113,22 @@ def resume(out: Path, train_overrides: dict, quiet: bool = False, model: str | N
     model.load_state_dict(checkpoints.prefixed(tensors, "model"))
     model.to(device)
     atomic.write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
-    run_meta = {"config": cfg.to_dict(), "data_info": meta["data_info"], "model": cfg.model}
+    run_meta = {"config": cfg.to_dict(), "data_info": meta["data_info"], "model": cfg.model,
+                "versions": meta.get("versions"), "resumed_with": provenance.versions()}
     trainer = Trainer(model, data, cfg.train, out, run_meta, quiet)
     trainer.restore(tensors, meta)
     trainer.fit()
     return trainer
 
 
-def open_run(run: str | Path, device: str = "cpu", with_data: bool = True
-             ) -> tuple[models.LatentModel, RunConfig, Data | None, dict]:
-    """A trained run ready for evaluation: (model in eval mode, config, data, checkpoint meta)."""
+def open_run(run: str | Path, device: str = "cpu", with_data: bool = True,
+             data_dir: str | None = None) -> tuple[models.LatentModel, RunConfig, Data | None, dict]:
+    """A trained run (or `pretrained:NAME`) ready for evaluation: (model in eval mode, config, data,
+    checkpoint meta). `data_dir` overrides the data root the run was trained from."""
     dev = resolve_device(device)
     model, cfg, meta = checkpoints.load_model(run, dev)
+    if data_dir is not None:
+        cfg.data.data_dir = data_dir
     data = prepare_data(cfg, dev) if with_data else None
     return model, cfg, data, meta
 

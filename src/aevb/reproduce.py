@@ -1,0 +1,88 @@
+"""`aevb reproduce NAME`: a published recipe (configs/NAME.toml) trained, or its shipped model
+fetched, then its figures and a results.json beside the number it reproduces.
+
+    OUT/run/            the training run (absent with --pretrained)
+    OUT/figures/        every figure of the model (`aevb.figures`)
+    OUT/results.json    the recipe, the reference number, our metrics as `aevb evaluate` gives them
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from aevb import atomic, figures, models, provenance, runs
+from aevb.config import build_config, read_toml
+from aevb.errors import AevbError
+from aevb.evaluate import evaluate
+from aevb.pretrained import PREFIX
+from aevb.pretrained import card as pretrained_card
+
+RECIPES = Path(__file__).resolve().parent / "configs"
+
+
+def names() -> list[str]:
+    return sorted(p.stem for p in RECIPES.glob("*.toml"))
+
+
+def recipe(name: str) -> dict:
+    """The parsed recipe file configs/NAME.toml."""
+    path = RECIPES / f"{name}.toml"
+    if not path.is_file():
+        raise AevbError(f"no recipe {name!r}; `aevb reproduce --list` shows: {', '.join(names())}")
+    return read_toml(path)
+
+
+def default_out(name: str) -> Path:
+    return Path("runs") / "reproduce" / name
+
+
+def reproduce(name: str, out: Path, pretrained: bool = False, data_dir: str | None = None,
+              train_overrides: dict | None = None, resume: bool = False, device: str = "auto",
+              quiet: bool = False) -> dict:
+    """Train recipe `name` into OUT/run (or take its shipped model), then write OUT/figures and
+    OUT/results.json; returns the results."""
+    raw = recipe(name)
+    if pretrained:
+        if not raw.get("pretrained"):
+            raise AevbError(f"recipe {name} has no shipped model; drop --pretrained to train it")
+        if train_overrides or resume:
+            raise AevbError("--pretrained trains nothing; drop the training flags")
+        pretrained_card(raw["pretrained"])  # an unknown shipped model is an error before any output
+        run: str | Path = PREFIX + raw["pretrained"]
+    else:
+        run = out / "run"
+        if resume:
+            runs.resume(run, dict(train_overrides or {}), quiet)
+        else:
+            cls = models.get(raw["model"])
+            flags = {"data": {} if data_dir is None else {"data_dir": data_dir},
+                     "train": dict(train_overrides or {})}
+            cfg = build_config(raw["model"], cls, [(str(RECIPES / f"{name}.toml"), raw),
+                                                   ("command line", flags)])
+            runs.train(cfg, run, quiet)
+    written = figures.write(run, out / "figures", data_dir=data_dir)
+    model, cfg, data, meta = runs.open_run(run, device, data_dir=data_dir)
+    metrics = evaluate(model, data, "test", cfg.train.eval_batch_size, 0, 0, progress=not quiet,
+                       elbo_samples=10 * cfg.train.eval_samples)
+    reference = raw.get("reference")
+    if reference and reference.get("metric") in metrics:
+        reference = {**reference, "ours": metrics[reference["metric"]]}
+    results = {
+        "recipe": name,
+        "description": raw.get("description", ""),
+        "model": cfg.model,
+        "source": str(run) if pretrained else "trained here",
+        "reference": reference,
+        "metrics": metrics,
+        "evaluate_command": f"aevb evaluate {run} --json",
+        "epochs": meta["epoch"],
+        "steps": meta["step"],
+        "training_seconds": round(meta["seconds"], 1),
+        "figures": [str(p.relative_to(out)) for p in written],
+        "date": time.strftime("%Y-%m-%d"),
+        "versions": provenance.versions(),
+    }
+    atomic.write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
+    return results
