@@ -16,7 +16,6 @@ from aevb.evaluate import evaluate
 from aevb.runs import open_run
 
 
-
 def main(argv):
     return _main([str(a) for a in argv])
 
@@ -141,3 +140,8 @@ def test_reproduce_pretrained_vae(tmp_path, shared_mnist):
     card = pretrained.card("vae-mnist")
     assert results["metrics"]["elbo"] == pytest.approx(card["metrics"]["elbo"], abs=0.05)
     assert (out / "figures" / "learning-curve.png").is_file()
+
+
+def test_a_shipped_model_cannot_be_resumed(capsys):
+    assert main(["train", "vae", "--resume", "--out", "pretrained:vae-mnist"]) == 2
+    assert "cannot be resumed" in capsys.readouterr().err

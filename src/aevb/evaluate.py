@@ -65,12 +65,14 @@ def per_datapoint(model: LatentModel, data: Data, split: str = "test", batch_siz
         for batch in data.batches(s, batch_size, gen):
             x, c = batch.x, model.condition(batch)
             out["elbo"].append(elbo(model.terms(x, c, elbo_samples)))
-            if iwae_samples:
+            if iwae_samples:  # the bar moves with every chunk of draws: K = 5000 takes minutes
                 chunk = max(1, _IWAE_ELEMENTS // (x.shape[0] * x[0].numel()))  # draws at once
-                out["iwae"].append(iwae(model, x, c, iwae_samples, chunk))
+                out["iwae"].append(iwae(model, x, c, iwae_samples, chunk,
+                                        on_chunk=lambda f, n=x.shape[0]: bar.update(f * n)))
+            else:
+                bar.update(x.shape[0])
             if model.has_exact_log_prob:
                 out["log_likelihood"].append(model.exact_log_prob(x, c))
-            bar.update(x.shape[0])
     bar.close()
     model.train(was_training)
     return {k: torch.cat(v).cpu() for k, v in out.items()}

@@ -44,8 +44,9 @@ def elbo(t: Terms, analytic_kl: bool = True) -> torch.Tensor:
 
 
 def iwae(model: LatentModel, x: torch.Tensor, c: torch.Tensor | None = None, k: int = 100,
-         chunk: int | None = None) -> torch.Tensor:
+         chunk: int | None = None, on_chunk=None) -> torch.Tensor:
     """IWAE_K per datapoint, (B,), drawing the K samples in chunks so memory stays bounded.
+    `on_chunk(fraction)` is called after each chunk with the fraction of the K draws it held.
 
     Each chunk's log-sum-exp is kept, and the chunks are combined with one more log-sum-exp, which
     is exact: logsumexp over all K equals logsumexp over the per-chunk logsumexps.
@@ -55,4 +56,6 @@ def iwae(model: LatentModel, x: torch.Tensor, c: torch.Tensor | None = None, k: 
     for start in range(0, k, chunk):
         lw = log_weights(model.terms(x, c, min(chunk, k - start)))  # (k_chunk, B)
         partial.append(torch.logsumexp(lw, dim=0))
+        if on_chunk is not None:
+            on_chunk(lw.shape[0] / k)
     return torch.logsumexp(torch.stack(partial), dim=0) - math.log(k)

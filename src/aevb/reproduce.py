@@ -64,9 +64,10 @@ def reproduce(name: str, out: Path, pretrained: bool = False, data_dir: str | No
             runs.train(cfg, run, quiet)
     written = figures.write(run, out / "figures", data_dir=data_dir)
     model, cfg, data, meta = runs.open_run(run, device, data_dir=data_dir)
-    metrics = evaluate(model, data, "test", cfg.train.eval_batch_size, 0, 0, progress=not quiet,
-                       elbo_samples=10 * cfg.train.eval_samples)
     reference = raw.get("reference")
+    iwae_samples = (reference or {}).get("iwae_samples", 0)  # a reference scored by IWAE_K
+    metrics = evaluate(model, data, "test", cfg.train.eval_batch_size, iwae_samples, 0,
+                       progress=not quiet, elbo_samples=10 * cfg.train.eval_samples)
     if reference and reference.get("metric") in metrics:
         reference = {**reference, "ours": metrics[reference["metric"]]}
     results = {
@@ -76,7 +77,8 @@ def reproduce(name: str, out: Path, pretrained: bool = False, data_dir: str | No
         "source": str(run) if pretrained else "trained here",
         "reference": reference,
         "metrics": metrics,
-        "evaluate_command": f"aevb evaluate {run} --json",
+        "evaluate_command": f"aevb evaluate {run} --json"
+                            + (f" --iwae-samples {iwae_samples}" if iwae_samples else ""),
         "epochs": meta["epoch"],
         "steps": meta["step"],
         "training_seconds": round(meta["seconds"], 1),

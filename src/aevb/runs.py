@@ -97,6 +97,9 @@ RESUMABLE = ("epochs", "max_steps", "device", "compile")
 def resume(out: Path, train_overrides: dict, quiet: bool = False, model: str | None = None) -> Trainer:
     """Continue the run in `out` from its last checkpoint, optionally for more epochs or steps."""
     tensors, meta = checkpoints.load(out)
+    if "optimizer_groups" not in meta:
+        raise AevbError(f"{out} is a shipped model without optimiser state; it cannot be resumed. "
+                        "Train its recipe with `aevb reproduce NAME`")
     if model is not None and meta["config"]["model"] != model:
         raise AevbError(f"{out} holds a {meta['config']['model']} run, not {model}; "
                         f"resume it with `aevb train {meta['config']['model']} --resume`")

@@ -39,9 +39,10 @@ class CVAE(LatentModel):
         (d,) = event_shape
         self.cfg, self.n_classes = cfg, n_classes
         self.p_z = GaussianHead(n_classes, cfg.latent_dim)  # linear mean, softplus-linear std
-        self.encoder = mlp(d + n_classes, cfg.hidden, cfg.layers, cfg.dropout)
+        self.encoder = mlp(d + n_classes, cfg.hidden, cfg.layers, cfg.dropout, cfg.activation)
         self.q_head = GaussianHead(cfg.hidden, cfg.latent_dim)
-        self.decoder = mlp(cfg.latent_dim + n_classes, cfg.hidden, cfg.layers, cfg.dropout)
+        self.decoder = mlp(cfg.latent_dim + n_classes, cfg.hidden, cfg.layers, cfg.dropout,
+                           cfg.activation)
         self.px_head = LikelihoodHead(cfg.hidden, d, cfg.likelihood)
 
     def one_hot(self, y: torch.Tensor) -> torch.Tensor:

@@ -25,11 +25,16 @@ def likelihood_support(kind: str) -> str:
     return LIKELIHOOD_SUPPORT[kind]
 
 
-def mlp(d_in: int, hidden: int, layers: int, dropout: float) -> nn.Sequential:
-    """`layers` blocks of Linear -> ReLU -> Dropout, d_in -> H -> ... -> H."""
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+def mlp(d_in: int, hidden: int, layers: int, dropout: float, activation: str = "relu") -> nn.Sequential:
+    """`layers` blocks of Linear -> activation -> Dropout, d_in -> H -> ... -> H."""
+    if activation not in ACTIVATIONS:
+        raise AevbError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
     blocks: list[nn.Module] = []
     for i in range(layers):
-        blocks += [nn.Linear(d_in if i == 0 else hidden, hidden), nn.ReLU()]
+        blocks += [nn.Linear(d_in if i == 0 else hidden, hidden), ACTIVATIONS[activation]()]
         if dropout > 0:
             blocks.append(nn.Dropout(dropout))
     return nn.Sequential(*blocks)

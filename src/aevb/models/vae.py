@@ -25,8 +25,9 @@ class VAEConfig:
     latent_dim: int = 20  # Dz
     hidden: int = 500  # H, the width of every hidden layer
     layers: int = 2  # hidden layers in the encoder and in the decoder
-    dropout: float = 0.1  # after every hidden ReLU
+    dropout: float = 0.1  # after every hidden activation
     likelihood: str = "continuous-bernoulli"  # continuous-bernoulli | bernoulli | gaussian
+    activation: str = "relu"  # relu | tanh (tanh: Burda et al. 2015's benchmark architecture)
 
 
 def check_likelihood(cfg) -> None:
@@ -48,9 +49,9 @@ class VAE(LatentModel):
         check_likelihood(cfg)
         (d,) = event_shape
         self.cfg = cfg
-        self.encoder = mlp(d, cfg.hidden, cfg.layers, cfg.dropout)
+        self.encoder = mlp(d, cfg.hidden, cfg.layers, cfg.dropout, cfg.activation)
         self.q_head = GaussianHead(cfg.hidden, cfg.latent_dim)
-        self.decoder = mlp(cfg.latent_dim, cfg.hidden, cfg.layers, cfg.dropout)
+        self.decoder = mlp(cfg.latent_dim, cfg.hidden, cfg.layers, cfg.dropout, cfg.activation)
         self.px_head = LikelihoodHead(cfg.hidden, d, cfg.likelihood)
         self.register_buffer("zero", torch.zeros(cfg.latent_dim), persistent=False)
 
