@@ -1,4 +1,4 @@
-"""The `aevb` command line: train, evaluate, sample, figures, reproduce, pretrained.
+"""The `aevb` command line: train, evaluate, sample, figures, reproduce, sweep, pretrained.
 
 Usage and input errors print one line on stderr and exit with code 2; nothing is half-written.
 """
@@ -136,6 +136,16 @@ def build_parser() -> argparse.ArgumentParser:
     for flag in ("epochs", "max_steps", "seed", "precision", "compile"):
         types = field_types(TrainConfig)
         _add_typed(p, flag, types[flag], "the recipe's", _TRAIN_FLAGS[flag][1])
+    p.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
+
+    p = sub.add_parser("sweep", help="train a recipe from several seeds and tabulate their results")
+    p.add_argument("name", metavar="NAME", help="a recipe under configs/, or a .toml file")
+    p.add_argument("--seeds", required=True, help="a range like 0-4 or a list like 0,3,7")
+    p.add_argument("--out", metavar="DIR", help="(default: runs/sweep/NAME)")
+    p.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
+    for flag in ("epochs", "max_steps", "precision", "compile"):
+        _add_typed(p, flag, field_types(TrainConfig)[flag], "the recipe's", _TRAIN_FLAGS[flag][1])
     p.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
 
     p = sub.add_parser("pretrained", help="the shipped pretrained models")
@@ -288,6 +298,21 @@ def _cmd_reproduce(args) -> int:
     return 0
 
 
+def _cmd_sweep(args) -> int:
+    from aevb import sweep
+
+    seeds = sweep.parse_seeds(args.seeds)
+    overrides = {k: getattr(args, k) for k in ("epochs", "max_steps", "precision", "compile")
+                 if getattr(args, k) is not None}
+    if args.device != "auto":
+        overrides["device"] = args.device
+    out = Path(args.out) if args.out else Path("runs") / "sweep" / Path(args.name).stem
+    result = sweep.sweep(args.name, seeds, out, args.data_dir, overrides, args.device, args.quiet)
+    print(sweep.table(result))
+    print(f"all seeds' results in {out / 'sweep.json'}", file=sys.stderr)
+    return 0
+
+
 def _cmd_pretrained(args) -> int:
     from aevb import pretrained, reproduce
 
@@ -318,7 +343,7 @@ def _cmd_pretrained(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = {"train": _cmd_train, "evaluate": _cmd_evaluate, "sample": _cmd_sample,
-               "figures": _cmd_figures, "reproduce": _cmd_reproduce,
+               "figures": _cmd_figures, "reproduce": _cmd_reproduce, "sweep": _cmd_sweep,
                "pretrained": _cmd_pretrained}[args.command]
     try:
         return command(args)

@@ -26,12 +26,19 @@ def names() -> list[str]:
     return sorted(p.stem for p in RECIPES.glob("*.toml"))
 
 
-def recipe(name: str) -> dict:
-    """The parsed recipe file configs/NAME.toml."""
+def recipe_path(name: str) -> Path:
+    """configs/NAME.toml, or NAME itself when it is a path to a .toml file (a recipe of your own)."""
+    if name.endswith(".toml"):
+        return Path(name)
     path = RECIPES / f"{name}.toml"
     if not path.is_file():
         raise AevbError(f"no recipe {name!r}; `aevb reproduce --list` shows: {', '.join(names())}")
-    return read_toml(path)
+    return path
+
+
+def recipe(name: str) -> dict:
+    """The parsed recipe file configs/NAME.toml (or the .toml file NAME)."""
+    return read_toml(recipe_path(name))
 
 
 def default_out(name: str) -> Path:
@@ -40,9 +47,9 @@ def default_out(name: str) -> Path:
 
 def reproduce(name: str, out: Path, pretrained: bool = False, data_dir: str | None = None,
               train_overrides: dict | None = None, resume: bool = False, device: str = "auto",
-              quiet: bool = False) -> dict:
-    """Train recipe `name` into OUT/run (or take its shipped model), then write OUT/figures and
-    OUT/results.json; returns the results."""
+              quiet: bool = False, with_figures: bool = True) -> dict:
+    """Train recipe `name` into OUT/run (or take its shipped model), then write OUT/figures
+    (unless `with_figures` is False) and OUT/results.json; returns the results."""
     raw = recipe(name)
     if pretrained:
         if not raw.get("pretrained"):
@@ -59,10 +66,10 @@ def reproduce(name: str, out: Path, pretrained: bool = False, data_dir: str | No
             cls = models.get(raw["model"])
             flags = {"data": {} if data_dir is None else {"data_dir": data_dir},
                      "train": dict(train_overrides or {})}
-            cfg = build_config(raw["model"], cls, [(str(RECIPES / f"{name}.toml"), raw),
+            cfg = build_config(raw["model"], cls, [(str(recipe_path(name)), raw),
                                                    ("command line", flags)])
             runs.train(cfg, run, quiet)
-    written = figures.write(run, out / "figures", data_dir=data_dir)
+    written = figures.write(run, out / "figures", data_dir=data_dir) if with_figures else []
     model, cfg, data, meta = runs.open_run(run, device, data_dir=data_dir)
     reference = raw.get("reference")
     iwae_samples = (reference or {}).get("iwae_samples", 0)  # a reference scored by IWAE_K
@@ -71,7 +78,7 @@ def reproduce(name: str, out: Path, pretrained: bool = False, data_dir: str | No
     if reference and reference.get("metric") in metrics:
         reference = {**reference, "ours": metrics[reference["metric"]]}
     results = {
-        "recipe": name,
+        "recipe": Path(name).stem,
         "description": raw.get("description", ""),
         "model": cfg.model,
         "source": str(run) if pretrained else "trained here",
