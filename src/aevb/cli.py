@@ -160,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also measure the IWAE bound with K samples for the card (default: 0)")
     q.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
     q.add_argument("--out", metavar="DIR", help="(default: the package's pretrained/ folder)")
+    q.add_argument("--note", default="", help="a remark for the model card")
     return parser
 
 
@@ -320,7 +321,7 @@ def _cmd_pretrained(args) -> int:
         raw = reproduce.recipe(args.recipe)
         out = Path(args.out) if args.out else pretrained.DIR
         the_card = pretrained.export(args.run, args.name, args.recipe, raw.get("description", ""),
-                                     args.iwae_samples, args.data_dir, out)
+                                     args.iwae_samples, args.data_dir, out, note=args.note)
         print(json.dumps({k: the_card[k] for k in ("name", "weights_dtype", "bytes", "sha256")}))
         return 0
     cards = {name: pretrained.card(name) for name in pretrained.names()}

@@ -87,13 +87,14 @@ def _density_keys(metrics: dict) -> list[str]:
 
 def export(run: str | Path, name: str, recipe: str, description: str, iwae_samples: int = 0,
            data_dir: str | None = None, out_dir: Path = DIR, progress: bool = True,
-           machine: str | None = None) -> dict:
+           machine: str | None = None, note: str = "") -> dict:
     """Write `out_dir/NAME.safetensors` and `NAME.json` from the finished run in `run`.
 
     The weights go in fp16 if the test metrics of the fp16 weights stay within HALF_TOLERANCE nats
     of fp32 (and cluster accuracy within 0.001), else in fp32. The card's metrics are those of the
     shipped file, measured with `aevb evaluate`'s defaults (plus IWAE with `iwae_samples` if given).
-    `machine` names where the run trained (default: this machine, as "N-core ARCH CPU").
+    `machine` names where the run trained (default: this machine, as "N-core ARCH CPU"); `note` is
+    the maintainer's remark for the card (e.g. the commit of a run that predates recorded versions).
     """
     from aevb.evaluate import evaluate
     from aevb.runs import open_run
@@ -154,6 +155,7 @@ def export(run: str | Path, name: str, recipe: str, description: str, iwae_sampl
         "code_version": trained_with or provenance.versions(),
         "code_version_of": "training" if trained_with else "export (the run predates recorded versions)",
         "exported": {"date": time.strftime("%Y-%m-%d"), "versions": provenance.versions()},
+        "note": note,
         "sha256": sha256(weights_path),
         "bytes": weights_path.stat().st_size,
     }
