@@ -145,3 +145,28 @@ def test_reproduce_pretrained_vae(tmp_path, shared_mnist):
 def test_a_shipped_model_cannot_be_resumed(capsys):
     assert main(["train", "vae", "--resume", "--out", "pretrained:vae-mnist"]) == 2
     assert "cannot be resumed" in capsys.readouterr().err
+
+
+def test_export_writes_weights_and_a_card_that_load_back(tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "vae", "--dataset", "mnist-sample", "--max-steps", "5", "--hidden", "16",
+                 "--out", run, "--quiet"]) == 0
+    shipped = tmp_path / "shipped"
+    assert main(["pretrained", "export", run, "tiny-vae", "--recipe", "vae-tutorial", "--out", shipped,
+                 "--note", "a test"]) == 0
+    monkeypatch.setattr(pretrained, "DIR", shipped)
+    card = pretrained.card("tiny-vae")
+    assert card["sha256"] == pretrained.sha256(shipped / "tiny-vae.safetensors")
+    assert card["steps"] == 5 and card["note"] == "a test" and card["reproduce"] == "aevb reproduce vae-tutorial"
+    assert card["code_version"]["torch"] == torch.__version__ and card["code_version_of"] == "training"
+    assert card["quick_metrics"]["n"] == pretrained.QUICK_POINTS and card["config"]["data"]["data_dir"] is None
+    want_dtype = torch.float16 if card["weights_dtype"] == "float16" else torch.float32
+    from safetensors.torch import load_file
+
+    stored = load_file(str(shipped / "tiny-vae.safetensors"))
+    assert all(v.dtype == want_dtype for v in stored.values() if v.is_floating_point())
+    assert not any(k.startswith(("optim/", "rng/")) for k in stored), "no optimiser or RNG state shipped"
+    capsys.readouterr()
+    assert main(["evaluate", "pretrained:tiny-vae", "--json"]) == 0
+    measured = json.loads(capsys.readouterr().out)
+    assert measured["elbo"] == pytest.approx(card["metrics"]["elbo"], abs=1e-6)
