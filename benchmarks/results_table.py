@@ -22,7 +22,7 @@ DEFINITIONS = {
     "fa": "exact log p(x) of the 1,000 test points (closed form), nats per point",
     "vae": "test ELBO, nats per image: continuous-Bernoulli density with its exact normaliser, "
            "mean of 100 draws of z per image, 10,000 test images",
-    "cvae": "test ELBO of log p(x|y), as the VAE's (100 draws, exact normaliser)",
+    "cvae": "test ELBO of log p(x\\|y), as the VAE's (100 draws, exact normaliser)",
     "gmvae": "cluster accuracy on the 10,000 test images (Hungarian one-to-one matching of the 10 "
              "clusters to labels); test ELBO with y summed out and log p(y) included, 10 draws",
     "vrnn": "test ELBO per image (28 rows of 28 binary pixels), 10 draws of the z trajectory",
@@ -52,8 +52,8 @@ def main() -> None:
     args = p.parse_args()
     print("| model | recipe | published number | ours | metric, exactly | train time | reproduce |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    for path in sorted(args.gallery.glob("*/results.json")):
-        r = json.loads(path.read_text())
+    found = [json.loads(p.read_text()) for p in sorted(args.gallery.glob("*/results.json"))]
+    for r in sorted(found, key=lambda r: list(DEFINITIONS).index(r["model"])):
         ref = r["reference"] or {}
         source = r["source"]
         if source.startswith(pretrained.PREFIX):
@@ -62,10 +62,11 @@ def main() -> None:
             who = f"`{name}` ({card['weights_dtype']}), {r['epochs']} epochs"
         else:
             who = f"trained by the command, {r['epochs']} epochs"
-        minutes = r["training_seconds"] / 60
+        t = r["training_seconds"]
+        took = f"{t:.0f} s" if t < 120 else f"{t / 60:.1f} min"
         print(f"| {r['model'].upper()} | `{r['recipe']}` | {ref.get('value', '')} "
               f"({ref.get('metric', '')}) | {ours(r)} [{who}] | {DEFINITIONS[r['model']]} | "
-              f"{minutes:.1f} min | `aevb reproduce {r['recipe']}` |")
+              f"{took} | `aevb reproduce {r['recipe']}` |")
 
 
 if __name__ == "__main__":
