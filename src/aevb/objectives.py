@@ -43,10 +43,16 @@ def elbo(t: Terms, analytic_kl: bool = True) -> torch.Tensor:
     return (t.log_qy.exp() * (per - t.log_qy)).sum(0)  # sum_y q(y|x) [ELBO_y - log q(y|x)]
 
 
+def chunk_logsumexp(model: LatentModel, x: torch.Tensor, c: torch.Tensor | None, k: int) -> torch.Tensor:
+    """log sum_k p(x, z_k) / q(z_k | x) over k fresh draws, (B,): one chunk of IWAE_K."""
+    return torch.logsumexp(log_weights(model.terms(x, c, k)), dim=0)
+
+
 def iwae(model: LatentModel, x: torch.Tensor, c: torch.Tensor | None = None, k: int = 100,
-         chunk: int | None = None, on_chunk=None) -> torch.Tensor:
+         chunk: int | None = None, on_chunk=None, chunk_fn=chunk_logsumexp) -> torch.Tensor:
     """IWAE_K per datapoint, (B,), drawing the K samples in chunks so memory stays bounded.
-    `on_chunk(fraction)` is called after each chunk with the fraction of the K draws it held.
+    `on_chunk(fraction)` is called after each chunk with the fraction of the K draws it held;
+    `chunk_fn` may be a compiled `chunk_logsumexp`.
 
     Each chunk's log-sum-exp is kept, and the chunks are combined with one more log-sum-exp, which
     is exact: logsumexp over all K equals logsumexp over the per-chunk logsumexps.
@@ -54,8 +60,8 @@ def iwae(model: LatentModel, x: torch.Tensor, c: torch.Tensor | None = None, k: 
     chunk = k if chunk is None else max(1, min(chunk, k))
     partial = []
     for start in range(0, k, chunk):
-        lw = log_weights(model.terms(x, c, min(chunk, k - start)))  # (k_chunk, B)
-        partial.append(torch.logsumexp(lw, dim=0))
+        n = min(chunk, k - start)
+        partial.append(chunk_fn(model, x, c, n))  # (B,)
         if on_chunk is not None:
-            on_chunk(lw.shape[0] / k)
+            on_chunk(n / k)
     return torch.logsumexp(torch.stack(partial), dim=0) - math.log(k)
