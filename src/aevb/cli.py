@@ -60,6 +60,21 @@ def _add_typed(parser, name: str, kind, default, help_text: str) -> None:
                             metavar=name.upper(), help=shown)
 
 
+# The training flags `reproduce` and `sweep` let a user change in a recipe (sweep sets the seed).
+_REPRODUCE_FLAGS = ("epochs", "max_steps", "seed", "precision", "compile")
+_SWEEP_FLAGS = ("epochs", "max_steps", "precision", "compile")
+
+
+def _add_recipe_overrides(parser, flags: tuple[str, ...]) -> None:
+    types = field_types(TrainConfig)
+    for flag in flags:
+        _add_typed(parser, flag, types[flag], "the recipe's", _TRAIN_FLAGS[flag][1])
+
+
+def _recipe_overrides(args, flags: tuple[str, ...]) -> dict:
+    return {k: getattr(args, k) for k in flags if getattr(args, k) is not None}
+
+
 def _train_parser(sub, name: str, cls) -> None:
     recipe = {**dataclasses.asdict(DataConfig()), **dataclasses.asdict(TrainConfig()),
               **cls.recipe.get("data", {}), **cls.recipe.get("train", {})}
@@ -133,9 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the training run in DIR/run")
     p.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
-    for flag in ("epochs", "max_steps", "seed", "precision", "compile"):
-        types = field_types(TrainConfig)
-        _add_typed(p, flag, types[flag], "the recipe's", _TRAIN_FLAGS[flag][1])
+    _add_recipe_overrides(p, _REPRODUCE_FLAGS)
     p.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
 
     p = sub.add_parser("sweep", help="train a recipe from several seeds and tabulate their results")
@@ -144,8 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="(default: runs/sweep/NAME)")
     p.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
-    for flag in ("epochs", "max_steps", "precision", "compile"):
-        _add_typed(p, flag, field_types(TrainConfig)[flag], "the recipe's", _TRAIN_FLAGS[flag][1])
+    _add_recipe_overrides(p, _SWEEP_FLAGS)
     p.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
 
     p = sub.add_parser("pretrained", help="the shipped pretrained models")
@@ -284,13 +296,10 @@ def _cmd_reproduce(args) -> int:
         return 0
     if args.name is None:
         raise AevbError("give a recipe NAME, or --list to see them")
-    overrides = {k: getattr(args, k) for k in ("epochs", "max_steps", "seed", "precision", "compile")
-                 if getattr(args, k) is not None}
-    if args.device != "auto":
-        overrides["device"] = args.device
     out = Path(args.out) if args.out else reproduce.default_out(args.name)
-    results = reproduce.reproduce(args.name, out, args.pretrained, args.data_dir, overrides,
-                                  args.resume, args.device, args.quiet)
+    results = reproduce.reproduce(args.name, out, args.pretrained, args.data_dir,
+                                  _recipe_overrides(args, _REPRODUCE_FLAGS), args.resume, args.device,
+                                  args.quiet)
     ref = results["reference"]
     if ref and "ours" in ref:
         print(f"{args.name}: {ref['metric']} {ref['ours']:.4g} (reference {ref['value']:g}: "
@@ -303,12 +312,9 @@ def _cmd_sweep(args) -> int:
     from aevb import sweep
 
     seeds = sweep.parse_seeds(args.seeds)
-    overrides = {k: getattr(args, k) for k in ("epochs", "max_steps", "precision", "compile")
-                 if getattr(args, k) is not None}
-    if args.device != "auto":
-        overrides["device"] = args.device
     out = Path(args.out) if args.out else Path("runs") / "sweep" / Path(args.name).stem
-    result = sweep.sweep(args.name, seeds, out, args.data_dir, overrides, args.device, args.quiet)
+    result = sweep.sweep(args.name, seeds, out, args.data_dir, _recipe_overrides(args, _SWEEP_FLAGS),
+                         args.device, args.quiet)
     print(sweep.table(result))
     print(f"all seeds' results in {out / 'sweep.json'}", file=sys.stderr)
     return 0

@@ -99,8 +99,7 @@ def export(run: str | Path, name: str, recipe: str, description: str, iwae_sampl
     from aevb.evaluate import evaluate
     from aevb.runs import open_run
 
-    tensors, meta = checkpoints.load(Path(run))
-    model, cfg, data, _ = open_run(run, "cpu", data_dir=data_dir)
+    model, cfg, data, meta = open_run(run, "cpu", data_dir=data_dir)
     elbo_samples = 10 * cfg.train.eval_samples
     eval_batch = cfg.train.eval_batch_size
 
@@ -109,7 +108,7 @@ def export(run: str | Path, name: str, recipe: str, description: str, iwae_sampl
                         elbo_samples=elbo_samples, subset=subset)
 
     full = measure(iwae_samples)
-    weights = checkpoints.prefixed(tensors, "model")
+    weights = {k: v.detach().clone() for k, v in model.state_dict().items()}  # the run's fp32
     half = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
     model.load_state_dict(half)  # fp16 values copied into the fp32 parameters
     half_metrics = measure(iwae_samples)

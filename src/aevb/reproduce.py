@@ -51,21 +51,23 @@ def reproduce(name: str, out: Path, pretrained: bool = False, data_dir: str | No
     """Train recipe `name` into OUT/run (or take its shipped model), then write OUT/figures
     (unless `with_figures` is False) and OUT/results.json; returns the results."""
     raw = recipe(name)
+    overrides = dict(train_overrides or {})
     if pretrained:
         if not raw.get("pretrained"):
             raise AevbError(f"recipe {name} has no shipped model; drop --pretrained to train it")
-        if train_overrides or resume:
+        if overrides or resume:
             raise AevbError("--pretrained trains nothing; drop the training flags")
         pretrained_card(raw["pretrained"])  # an unknown shipped model is an error before any output
         run: str | Path = PREFIX + raw["pretrained"]
     else:
         run = out / "run"
+        if device != "auto":
+            overrides["device"] = device
         if resume:
-            runs.resume(run, dict(train_overrides or {}), quiet)
+            runs.resume(run, overrides, quiet)
         else:
             cls = models.get(raw["model"])
-            flags = {"data": {} if data_dir is None else {"data_dir": data_dir},
-                     "train": dict(train_overrides or {})}
+            flags = {"data": {} if data_dir is None else {"data_dir": data_dir}, "train": overrides}
             cfg = build_config(raw["model"], cls, [(str(recipe_path(name)), raw),
                                                    ("command line", flags)])
             runs.train(cfg, run, quiet)
