@@ -171,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--iwae-samples", type=int, default=0, metavar="K",
                    help="also measure the IWAE bound with K samples for the card (default: 0)")
     q.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
-    q.add_argument("--out", metavar="DIR", help="(default: the package's pretrained/ folder)")
+    q.add_argument("--out", metavar="DIR", help="(default: the package's pretrained_models/ folder)")
     q.add_argument("--note", default="", help="a remark for the model card")
     return parser
 

@@ -1,11 +1,12 @@
 """Pretrained models shipped with aevb: weights as safetensors, a JSON model card each, SHA-256 checked.
 
-    src/aevb/pretrained/NAME.safetensors   a checkpoint (`aevb.checkpoints`) holding only the model's
-                                           tensors, in fp16 where the card's metrics stay within
-                                           0.1 nats of fp32 (loaded back into fp32 parameters)
-    src/aevb/pretrained/NAME.json          the model card: recipe, data, epochs, training time,
-                                           metrics as `aevb evaluate` measures them, code version,
-                                           and the SHA-256 of the weights file
+    src/aevb/pretrained_models/NAME.safetensors   a checkpoint (`aevb.checkpoints`) holding only
+                                                  the model's tensors, in fp16 where the card's
+                                                  metrics stay within 0.1 nats of fp32 (loaded
+                                                  back into fp32 parameters)
+    src/aevb/pretrained_models/NAME.json          the model card: recipe, data, epochs, training
+                                                  time, metrics as `aevb evaluate` measures them,
+                                                  code version, SHA-256 of the weights file
 
 `pretrained:NAME` stands for a run directory in every command; loading checks the file's SHA-256
 against its card first and refuses a mismatch. `export` makes the two files from a finished run.
@@ -26,7 +27,7 @@ from aevb import atomic, checkpoints, provenance
 from aevb.errors import AevbError
 
 PREFIX = "pretrained:"
-DIR = Path(__file__).resolve().parent / "pretrained"
+DIR = Path(__file__).resolve().parent / "pretrained_models"
 CARD_FORMAT = "aevb-model-card-1"
 HALF_TOLERANCE = 0.1  # nats: fp16 weights are shipped only if every density metric moves less
 QUICK_POINTS = 500  # test points of the card's quick metric, which the tests recompute
