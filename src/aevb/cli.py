@@ -65,10 +65,14 @@ _REPRODUCE_FLAGS = ("epochs", "max_steps", "seed", "precision", "compile")
 _SWEEP_FLAGS = ("epochs", "max_steps", "precision", "compile")
 
 
-def _add_recipe_overrides(parser, flags: tuple[str, ...]) -> None:
+def _add_recipe_run_flags(parser, flags: tuple[str, ...]) -> None:
+    """The options of a command that runs a recipe: data root, device, `flags`, --quiet."""
+    parser.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
     types = field_types(TrainConfig)
     for flag in flags:
         _add_typed(parser, flag, types[flag], "the recipe's", _TRAIN_FLAGS[flag][1])
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
 
 
 def _recipe_overrides(args, flags: tuple[str, ...]) -> dict:
@@ -146,19 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pretrained", action="store_true", help="use the recipe's shipped model, train nothing")
     p.add_argument("--out", metavar="DIR", help="(default: runs/reproduce/NAME)")
     p.add_argument("--resume", action="store_true", help="continue the training run in DIR/run")
-    p.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
-    _add_recipe_overrides(p, _REPRODUCE_FLAGS)
-    p.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
+    _add_recipe_run_flags(p, _REPRODUCE_FLAGS)
 
     p = sub.add_parser("sweep", help="train a recipe from several seeds and tabulate their results")
     p.add_argument("name", metavar="NAME", help="a recipe under configs/, or a .toml file")
     p.add_argument("--seeds", required=True, help="a range like 0-4 or a list like 0,3,7")
     p.add_argument("--out", metavar="DIR", help="(default: runs/sweep/NAME)")
-    p.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
-    _add_recipe_overrides(p, _SWEEP_FLAGS)
-    p.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
+    _add_recipe_run_flags(p, _SWEEP_FLAGS)
 
     p = sub.add_parser("pretrained", help="the shipped pretrained models")
     psub = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
