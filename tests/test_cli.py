@@ -7,8 +7,9 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
-from aevb import models
+from aevb import checkpoints, models
 from aevb.cli import main
 
 
@@ -160,7 +161,8 @@ def test_divergence_is_one_line_and_writes_no_nan(tmp_path, capsys):
     code, _, err = run_cli(capsys, "train", "fa", "--lr", 1e4, "--epochs", 2, "--out", run, "--quiet")
     assert code == 2 and err.count("\n") == 1 and "training diverged" in err and "lower --lr" in err
     assert "nan" not in (run / "metrics.jsonl").read_text().lower()
-    assert not (run / "checkpoint.safetensors").exists()
+    tensors, meta = checkpoints.load(run)  # the last good one: here the step-0 checkpoint
+    assert meta["step"] == 0 and all(torch.isfinite(t).all() for t in tensors.values())
 
 
 def test_bad_toml_values(tmp_path, capsys):

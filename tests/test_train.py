@@ -90,8 +90,14 @@ def test_resume_equals_uninterrupted(tmp_path):
 
 def test_resume_refuses_other_changes(tmp_path):
     runs.train(fa_config(max_steps=5), tmp_path / "run", quiet=True)
-    with pytest.raises(AevbError, match="--lr cannot change when resuming"):
-        runs.resume(tmp_path / "run", {"lr": 0.1})
+    with pytest.raises(AevbError, match=r"--batch-size cannot change when resuming \(the run has 32"):
+        runs.resume(tmp_path / "run", {"batch_size": 8})
+    with pytest.raises(AevbError, match="--preprocess cannot change"):
+        runs.resume(tmp_path / "run", given={"data": {"preprocess": "unit"}})
+    # the values it was started with are no change, and the learning rate may change
+    trainer = runs.resume(tmp_path / "run", {"batch_size": 32, "lr": 0.003, "max_steps": 6},
+                          quiet=True, given={"model_config": {"latent_dim": 2}})
+    assert trainer.step == 6 and trainer.opt.param_groups[0]["lr"] == 0.003
 
 
 def test_existing_run_is_not_overwritten(tmp_path):

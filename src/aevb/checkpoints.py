@@ -51,8 +51,12 @@ def load(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
         meta = json.loads(header["aevb"])
     except (SafetensorError, OSError, KeyError, ValueError) as e:
         raise AevbError(f"{path}: not a readable aevb checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(meta, dict):
+        raise AevbError(f"{path}: not a readable aevb checkpoint (its metadata is not a JSON object)")
     if meta.get("format") != FORMAT:
-        raise AevbError(f"{path}: checkpoint format {meta.get('format')!r} is not {FORMAT!r}")
+        made_by = (meta.get("versions") or {}).get("aevb", "an unknown version")
+        raise AevbError(f"{path}: checkpoint format {meta.get('format')!r} (written by aevb {made_by}) "
+                        f"is not this aevb's {FORMAT!r}; load it with the aevb that wrote it, or retrain")
     return tensors, meta
 
 
@@ -73,8 +77,12 @@ def load_model(run: str | Path, device: str | torch.device = "cpu"
     """Rebuild a trained model from a run directory, checkpoint file or `pretrained:NAME`:
     (model in eval mode, config, meta)."""
     tensors, meta = load(run)
-    cfg = config_from_dict(meta["config"], models.get(meta["config"]["model"]))
-    model = build_model(cfg, meta["data_info"])
+    try:
+        cfg = config_from_dict(meta["config"], models.get(meta["config"]["model"]))
+        model = build_model(cfg, meta["data_info"])
+    except (KeyError, TypeError) as e:
+        raise AevbError(f"{run}: the checkpoint's metadata is incomplete ({type(e).__name__}: {e}); "
+                        "it was not written by this aevb") from None
     state = prefixed(tensors, "model")
     try:
         model.load_state_dict(state)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aevb import models
 from aevb.config import DataConfig, TrainConfig, build_config, field_types, read_toml
-from aevb.errors import AevbError
+from aevb.errors import AevbError, Interrupted
 
 # Flags common to every `aevb train MODEL`, mapped to their config section.
 _TRAIN_FLAGS = {
@@ -31,6 +31,9 @@ _TRAIN_FLAGS = {
     "eval_samples": ("train", "samples of z per test point in the logged test ELBO"),
     "precision": ("train", "fp32, or bf16 for the networks' layers (densities stay fp32)"),
     "compile": ("train", "torch.compile the ELBO and its gradient; unset: for runs of 2000+ steps"),
+    "clip_grad": ("train", "rescale each gradient to at most this L2 norm"),
+    "on_nan": ("train", "stop, or rollback: on a NaN/inf loss or gradient, restore the last checkpoint "
+                        "and halve the learning rate"),
 }
 
 
@@ -87,6 +90,7 @@ def _train_parser(sub, name: str, cls) -> None:
     p.add_argument("--config", metavar="FILE.toml", help="recipe file; flags override it")
     p.add_argument("--out", metavar="RUN_DIR", help="run directory (default: runs/MODEL-TIME)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--overwrite", action="store_true", help="replace the run in --out with a new one")
     p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
     types = {**field_types(DataConfig), **field_types(TrainConfig)}
     for flag, (_, help_text) in _TRAIN_FLAGS.items():
@@ -181,25 +185,27 @@ def _cmd_train(args) -> int:
     cls = models.get(args.model)
     model_given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls.Config)
                    if getattr(args, f.name) is not None}
-    if args.resume:
+    flags = {"model_config": model_given,
+             "data": {k: v for k, v in given.items() if _TRAIN_FLAGS[k][0] == "data"},
+             "train": {k: v for k, v in given.items() if _TRAIN_FLAGS[k][0] == "train"}}
+    if args.resume:  # the command that started the run continues it; only some values may change
         if args.out is None:
             raise AevbError("--resume needs --out RUN_DIR, the run to continue")
-        if args.config or model_given:
-            bad = ["--config"] if args.config else []
-            raise AevbError(f"{', '.join(bad + [_flag(k) for k in model_given])} cannot change when "
-                            f"resuming; only {', '.join(_flag(k) for k in runs.RESUMABLE)} can")
-        runs.resume(Path(args.out), given, args.quiet, args.model)
+        if args.overwrite:
+            raise AevbError("--resume continues the run in --out and --overwrite replaces it; give one")
+        repeated = {s: {} for s in flags}
+        for source in ([read_toml(args.config)] if args.config else []) + [flags]:
+            for section in repeated:
+                repeated[section].update(source.get(section, {}))
+        runs.resume(Path(args.out), quiet=args.quiet, model=args.model, given=repeated)
         return 0
     sources = []
     if args.config:
         sources.append((args.config, read_toml(args.config)))
-    flags = {"model_config": model_given,
-             "data": {k: v for k, v in given.items() if _TRAIN_FLAGS[k][0] == "data"},
-             "train": {k: v for k, v in given.items() if _TRAIN_FLAGS[k][0] == "train"}}
     sources.append(("command line", flags))
     cfg = build_config(args.model, cls, sources)
     out = Path(args.out) if args.out else runs.default_run_dir(args.model)
-    runs.train(cfg, out, args.quiet)
+    runs.train(cfg, out, args.quiet, overwrite=args.overwrite)
     if not args.quiet:
         print(f"run saved in {out}", file=sys.stderr)
     return 0
@@ -295,9 +301,12 @@ def _cmd_reproduce(args) -> int:
     if args.name is None:
         raise AevbError("give a recipe NAME, or --list to see them")
     out = Path(args.out) if args.out else reproduce.default_out(args.name)
-    results = reproduce.reproduce(args.name, out, args.pretrained, args.data_dir,
-                                  _recipe_overrides(args, _REPRODUCE_FLAGS), args.resume, args.device,
-                                  args.quiet)
+    try:
+        results = reproduce.reproduce(args.name, out, args.pretrained, args.data_dir,
+                                      _recipe_overrides(args, _REPRODUCE_FLAGS), args.resume,
+                                      args.device, args.quiet)
+    except Interrupted as e:
+        raise Interrupted(e.stopped, f"aevb reproduce {args.name} --resume --out {out}") from None
     ref = results["reference"]
     if ref and "ours" in ref:
         print(f"{args.name}: {ref['metric']} {ref['ours']:.4g} (reference {ref['value']:g}: "
@@ -311,8 +320,11 @@ def _cmd_sweep(args) -> int:
 
     seeds = sweep.parse_seeds(args.seeds)
     out = Path(args.out) if args.out else Path("runs") / "sweep" / Path(args.name).stem
-    result = sweep.sweep(args.name, seeds, out, args.data_dir, _recipe_overrides(args, _SWEEP_FLAGS),
-                         args.device, args.quiet)
+    try:
+        result = sweep.sweep(args.name, seeds, out, args.data_dir,
+                             _recipe_overrides(args, _SWEEP_FLAGS), args.device, args.quiet)
+    except Interrupted as e:  # the same command again keeps finished seeds and resumes this one
+        raise Interrupted(e.stopped, f"aevb sweep {args.name} --seeds {args.seeds} --out {out}") from None
     print(sweep.table(result))
     print(f"all seeds' results in {out / 'sweep.json'}", file=sys.stderr)
     return 0
@@ -352,8 +364,16 @@ def main(argv: list[str] | None = None) -> int:
                "pretrained": _cmd_pretrained}[args.command]
     try:
         return command(args)
+    except Interrupted as e:
+        print(f"aevb: {e}", file=sys.stderr)
+        return 130
     except AevbError as e:
         print(f"aevb: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a path we could not read or write: disk full, permissions, a folder as file
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"aevb: error: {where}{e.strerror or e}; check the path, its permissions and the free "
+              "disk space", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("aevb: interrupted; a run continues from its last checkpoint with --resume",

@@ -49,6 +49,8 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16: bf16 autocasts the networks; densities, ELBO, Adam stay fp32
     compile: bool | None = None  # torch.compile the ELBO and its gradient; None: for runs long
     #                              enough (aevb.train.COMPILE_FROM_STEPS) to repay compiling
+    clip_grad: float | None = None  # rescale the gradient to at most this L2 norm (None: no clipping)
+    on_nan: str = "stop"  # stop | rollback: what a NaN/inf loss or gradient does (aevb.train)
 
 
 @dataclass
@@ -132,6 +134,31 @@ def read_toml(path: str | Path) -> dict:
     return raw
 
 
+def check_ranges(cfg: RunConfig) -> None:
+    """Refuse values of the right type but outside their range: counts must be at least 1, the
+    learning rate and clipping norm positive and finite, dropout in [0, 1)."""
+    t, m = cfg.train, cfg.model_config
+    model_ints = [k for k, kind in field_types(type(m)).items() if kind is int]  # sizes, layer counts
+    counts = {k: getattr(t, k) for k in ("epochs", "batch_size", "max_steps", "train_samples",
+                                         "eval_batch_size", "eval_samples")}
+    counts.update({k: getattr(m, k) for k in model_ints})
+    for name, value in counts.items():
+        if value is not None and value < 1:
+            raise AevbError(f"{_named(name)} must be at least 1, got {value}")
+    for name, value in (("lr", t.lr), ("clip_grad", t.clip_grad)):
+        if value is not None and not 0 < value < float("inf"):
+            raise AevbError(f"{_named(name)} must be a positive number, got {value}")
+    dropout = getattr(m, "dropout", 0.0)
+    if not 0 <= dropout < 1:
+        raise AevbError(f"{_named('dropout')} must be in [0, 1), got {dropout}")
+    if t.on_nan not in ("stop", "rollback"):
+        raise AevbError(f"{_named('on_nan')} must be stop or rollback, got {t.on_nan!r}")
+
+
+def _named(key: str) -> str:
+    return f"{key} (--{key.replace('_', '-')} or '{key}' in a config file)"
+
+
 def build_config(model: str, model_cls, sources: list[tuple[str, dict]]) -> RunConfig:
     """Layer the model's recipe and each (where, dict) source, in order, into a RunConfig.
 
@@ -146,6 +173,7 @@ def build_config(model: str, model_cls, sources: list[tuple[str, dict]]) -> RunC
         cfg.model_config = replace_checked(cfg.model_config, src.get("model_config", {}), where)
         cfg.data = replace_checked(cfg.data, src.get("data", {}), where)
         cfg.train = replace_checked(cfg.train, src.get("train", {}), where)
+    check_ranges(cfg)
     return cfg
 
 

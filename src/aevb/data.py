@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import struct
 import urllib.error
@@ -59,7 +60,7 @@ def parse_idx(raw: bytes, name: str = "IDX data") -> np.ndarray:
         raise AevbError(f"{name}: truncated IDX header ({len(raw)} of {header} bytes)")
     dims = struct.unpack(f">{ndim}I", raw[4:header])
     dtype = np.dtype(_IDX_TYPES[code])
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(dims) * dtype.itemsize  # Python ints: absurd headers cannot wrap round
     found = len(raw) - header
     if found != expected:
         fault = "truncated" if found < expected else "has trailing bytes"
@@ -67,7 +68,11 @@ def parse_idx(raw: bytes, name: str = "IDX data") -> np.ndarray:
             f"{name}: shape {tuple(dims)} needs {expected} data bytes but the file has {found} "
             f"({fault}); fetch it again"
         )
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+    try:
+        array = np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
+    except ValueError:  # empty, yet with dimensions whose product numpy cannot represent
+        raise AevbError(f"{name}: shape {tuple(dims)} is impossible (a corrupt header)") from None
+    return array.astype(dtype.newbyteorder("="))
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -196,10 +201,6 @@ def download(spec: IdxDataset, folder: Path, mirrors: tuple[str, ...] | None = N
     or corrupt download never leaves a file that later passes as valid.
     """
     mirrors = spec.mirrors if mirrors is None else mirrors
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise AevbError(f"cannot create {folder} for {spec.name} ({e.strerror or e})") from None
     for stem in spec.sha256:
         if _find_file(folder, stem) is not None:
             continue
@@ -217,7 +218,12 @@ def download(spec: IdxDataset, folder: Path, mirrors: tuple[str, ...] | None = N
             if digest != spec.sha256[stem]:
                 failures.append(f"{url}: checksum mismatch (got {digest[:12]}...)")
                 continue
-            atomic.write_bytes(folder / f"{stem}.gz", payload)
+            try:  # the folder appears only once there is a verified file to put in it
+                folder.mkdir(parents=True, exist_ok=True)
+                atomic.write_bytes(folder / f"{stem}.gz", payload)
+            except OSError as e:
+                raise AevbError(f"cannot write {spec.name} into {folder} ({e.strerror or e}); pass "
+                                "--data-dir ROOT with a folder you can write") from None
             break
         else:
             files = ", ".join(f"{s}.gz" for s in spec.sha256)
@@ -388,6 +394,9 @@ def _npz_lengths(path: Path, split: str, lengths, shape) -> torch.Tensor | None:
     return torch.from_numpy(lengths.astype(np.int64))
 
 
+MAX_CLASSES = 10_000  # labels are one-hot encoded for the CVAE; more classes than this is a mistake
+
+
 def load_npz(path: str | Path) -> Data:
     """The user's arrays: x_train and x_test (N, D...), optional integer labels y_train, y_test,
     and for sequences x (N, T, D) optional lengths_train, lengths_test (steps past a length are
@@ -411,6 +420,8 @@ def load_npz(path: str | Path) -> Data:
     for name in ("y", "lengths"):
         if (f"{name}_train" in arrays) != (f"{name}_test" in arrays):
             raise AevbError(f"{path}: give both {name}_train and {name}_test, or neither")
+    # numpy keeps the byte order an array was saved in; torch takes only the machine's own
+    arrays = {k: a.astype(a.dtype.newbyteorder("=")) for k, a in arrays.items()}
     splits = {}
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays.get(f"y_{split}")
@@ -418,19 +429,22 @@ def load_npz(path: str | Path) -> Data:
             raise AevbError(f"{path}: x_{split} has dtype {x.dtype}; it must be numeric")
         if x.ndim < 2 or x.shape[0] == 0:
             raise AevbError(f"{path}: x_{split} has shape {x.shape}; it must be (N, D...) with N > 0")
-        if x.dtype.kind == "f" and not np.isfinite(x).all():
-            bad = int((~np.isfinite(x)).any(axis=tuple(range(1, x.ndim))).sum())
-            raise AevbError(f"{path}: x_{split} has NaN or infinite values in {bad} rows; "
-                            "remove or impute them")
+        # bytes stay bytes for the pixel modes; the rest becomes float32, checked after the cast
+        # so that a float64 beyond float32's range counts as the inf it has become
+        with np.errstate(over="ignore"):
+            xt = torch.from_numpy(x if x.dtype == np.uint8 else x.astype(np.float32))
+        if xt.is_floating_point() and not torch.isfinite(xt).all():
+            bad = int((~torch.isfinite(xt)).flatten(1).any(1).sum())
+            raise AevbError(f"{path}: x_{split} has NaN or infinite values in {bad} rows (as "
+                            "float32); remove, impute or rescale them")
         if y is not None:
             if y.ndim != 1 or y.shape[0] != x.shape[0]:
                 raise AevbError(f"{path}: y_{split} has shape {y.shape}, expected ({x.shape[0]},) "
                                 f"to match x_{split}")
-            if y.dtype.kind not in "biu" or (y.size and y.min() < 0):
-                raise AevbError(f"{path}: y_{split} must hold integer class labels >= 0")
+            if y.dtype.kind not in "biu" or y.min() < 0 or y.max() >= MAX_CLASSES:
+                raise AevbError(f"{path}: y_{split} must hold integer class labels 0..K-1 with K at "
+                                f"most {MAX_CLASSES}")
         lengths = _npz_lengths(path, split, arrays.get(f"lengths_{split}"), x.shape)
-        xt = torch.from_numpy(np.ascontiguousarray(x))
-        xt = xt if x.dtype == np.uint8 else xt.float()  # bytes stay bytes for the pixel modes
         splits[split] = Split(xt, None if y is None else torch.from_numpy(y.astype(np.int64)), lengths)
     if splits["train"].x.shape[1:] != splits["test"].x.shape[1:]:
         raise AevbError(f"{path}: x_train rows have shape {tuple(splits['train'].x.shape[1:])} but "

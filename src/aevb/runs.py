@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from aevb import atomic, checkpoints, models, provenance
-from aevb.config import RunConfig, config_from_dict
+from aevb.config import RunConfig, check_ranges, config_from_dict, replace_checked
 from aevb.data import MODE_SUPPORT, Data, check_support, load
 from aevb.errors import AevbError
 from aevb.train import Trainer, check_options, resolve_device
@@ -68,34 +68,69 @@ def default_run_dir(model: str) -> Path:
     return Path("runs") / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def train(cfg: RunConfig, out: Path, quiet: bool = False) -> Trainer:
-    """Start a new run in `out` and train it to the end."""
-    if (out / checkpoints.CHECKPOINT).exists():
-        raise AevbError(f"{out} already holds a run; pass --resume to continue it, or choose "
-                        "another --out")
+def train(cfg: RunConfig, out: Path, quiet: bool = False, overwrite: bool = False) -> Trainer:
+    """Start a new run in `out` and train it to the end.
+
+    The run directory appears whole or not at all: config.json, an empty metrics.jsonl and a step-0
+    checkpoint are written into a hidden folder beside `out` that is then renamed, so from its first
+    moment `out` holds a checkpoint that `--resume` continues.
+    """
+    replace = _check_out(out, overwrite)
     device = resolve_device(cfg.train.device)
     cls = models.get(cfg.model)
+    check_ranges(cfg)
     check_options(cfg.train, cls, device)
     cfg.model_config = cls.resolve(cfg.model_config, cfg.data.dataset)
     data = prepare_data(cfg, device)
     torch.manual_seed(cfg.train.seed)
     model = checkpoints.build_model(cfg, data_info(data)).to(device)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
-    (out / "metrics.jsonl").write_text("")
     run_meta = {"config": cfg.to_dict(), "data_info": data_info(data), "model": cfg.model,
                 "versions": provenance.versions()}
-    trainer = Trainer(model, data, cfg.train, out, run_meta, quiet)
+    trainer = Trainer(model, data, cfg.train, None, run_meta, quiet)
+    try:
+        with atomic.atomic_dir(out, replace=replace) as tmp:
+            atomic.write_text(tmp / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+            (tmp / "metrics.jsonl").write_text("")
+            checkpoints.save(tmp / checkpoints.CHECKPOINT, *trainer.state())
+    except OSError as e:
+        raise AevbError(f"cannot write the run directory {out} ({e.strerror or e}); choose another "
+                        "--out") from None
+    trainer.run_dir = out
     trainer.fit()
     return trainer
 
 
-# What may change when a run is resumed: how long it runs and where.
-RESUMABLE = ("epochs", "max_steps", "device", "compile")
+def _check_out(out: Path, overwrite: bool) -> bool:
+    """Whether `out` holds a run that --overwrite replaces; refuse anything else already there."""
+    if not out.exists():
+        return False
+    if not out.is_dir():
+        raise AevbError(f"--out {out} is a file; give a directory for the run")
+    if (out / checkpoints.CHECKPOINT).exists() or (out / "config.json").exists():
+        if not overwrite:
+            raise AevbError(f"{out} already holds a run; pass --resume to continue it, --overwrite to "
+                            "replace it, or choose another --out")
+        return True
+    if any(out.iterdir()):
+        raise AevbError(f"{out} exists and holds other files; choose a new or empty --out")
+    return False
 
 
-def resume(out: Path, train_overrides: dict, quiet: bool = False, model: str | None = None) -> Trainer:
-    """Continue the run in `out` from its last checkpoint, optionally for more epochs or steps."""
+# What may change when a run is resumed: how long it runs, where, and how it steps (so that a run
+# stopped by a NaN can go on with a lower learning rate or clipping); and where its data lives.
+RESUMABLE = ("epochs", "max_steps", "device", "compile", "lr", "clip_grad", "on_nan")
+RESUMABLE_DATA = ("data_dir",)
+
+
+def resume(out: Path, train_overrides: dict | None = None, quiet: bool = False,
+           model: str | None = None, given: dict | None = None) -> Trainer:
+    """Continue the run in `out` from its last checkpoint, optionally for more epochs or steps.
+
+    `train_overrides` are [train] values; `given` holds any other sections the user repeated
+    ({"model_config": ..., "data": ..., "train": ...}, e.g. the original command line). A value equal
+    to the saved one is accepted, so the command that started a run continues it with --resume;
+    a changed value is refused unless it is in RESUMABLE or RESUMABLE_DATA.
+    """
     tensors, meta = checkpoints.load(out)
     if "optimizer_groups" not in meta:
         raise AevbError(f"{out} is a shipped model without optimiser state; it cannot be resumed. "
@@ -105,11 +140,20 @@ def resume(out: Path, train_overrides: dict, quiet: bool = False, model: str | N
                         f"resume it with `aevb train {meta['config']['model']} --resume`")
     cls = models.get(meta["config"]["model"])
     cfg = config_from_dict(meta["config"], cls)
-    for key, value in train_overrides.items():
-        if key not in RESUMABLE:
-            raise AevbError(f"--{key.replace('_', '-')} cannot change when resuming; only "
-                            f"{', '.join('--' + k.replace('_', '-') for k in RESUMABLE)} can")
-        setattr(cfg.train, key, value)
+    given = {k: dict(v) for k, v in (given or {}).items()}
+    given.setdefault("train", {}).update(train_overrides or {})
+    allowed = {"train": RESUMABLE, "data": RESUMABLE_DATA, "model_config": ()}
+    for section, values in given.items():
+        saved = getattr(cfg, section)
+        new = replace_checked(saved, values, "--resume")
+        for key in values:
+            if getattr(new, key) != getattr(saved, key) and key not in allowed[section]:
+                may = ", ".join(_flag(k) for k in RESUMABLE + RESUMABLE_DATA)
+                raise AevbError(f"{_flag(key)} cannot change when resuming (the run has "
+                                f"{getattr(saved, key)!r}, not {getattr(new, key)!r}); only {may} can")
+        setattr(cfg, section, new)
+    check_ranges(cfg)
+    atomic.remove_leftovers(out)  # temporary files of a write that a kill cut short
     device = resolve_device(cfg.train.device)
     data = prepare_data(cfg, device)
     model = checkpoints.build_model(cfg, meta["data_info"])
@@ -135,3 +179,7 @@ def open_run(run: str | Path, device: str = "cpu", with_data: bool = True,
     data = prepare_data(cfg, dev) if with_data else None
     return model, cfg, data, meta
 
+
+
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
