@@ -144,6 +144,8 @@ CASES = [
     ("npz of vectors for the VRNN", lambda t, m, r: [
         "train", "vrnn", *NPZ, npz(t / "a.npz", x_train=images().round(), x_test=images().round())],
      "give x_train and x_test as (N, T, D)"),
+    ("npz with no features", lambda t, m, r: ["train", "fa", *NPZ, npz(
+        t / "a.npz", x_train=np.zeros((5, 0)), x_test=np.zeros((5, 0)))], "D > 0"),
     ("npz holding a pickled object", lambda t, m, r: ["train", "fa", *NPZ, npz(
         t / "a.npz", x_train=np.array([Evil(t / "pwned"), 1], dtype=object), x_test=images())],
      "cannot read arrays"),

@@ -112,7 +112,7 @@ def npz_arrays(draw) -> dict[str, np.ndarray]:
     of the optional keys, of any dtype and byte order, rank and value: NaN, inf, float64 beyond
     float32, negatives, labels far out of range, empty or mismatched leading dimensions."""
     n = draw(st.integers(1, 4))
-    row = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=3))
+    row = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=3))
     missing = draw(st.sampled_from(18 * [None] + ["x_train", "x_test"]))  # now and then one is absent
     keys = {"x_train", "x_test"} - {missing}
     keys |= {"y" + s for s in draw(PAIRS)} | {"lengths" + s for s in draw(PAIRS)}
@@ -162,6 +162,7 @@ def test_npz_of_any_arrays(tmp_path, arrays):
     if data is not None:  # what was accepted is finite, numeric and consistent
         for split in (data.train, data.test):
             assert split.x.is_floating_point() or split.x.dtype == D.torch.uint8
+            assert split.x[0].numel() > 0  # at least one feature
             assert D.torch.isfinite(split.x.float()).all()
             assert split.y is None or (len(split.y) == len(split.x) and (split.y >= 0).all())
         assert data.train.x.shape[1:] == data.test.x.shape[1:]

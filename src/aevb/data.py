@@ -427,8 +427,9 @@ def load_npz(path: str | Path) -> Data:
         x, y = arrays[f"x_{split}"], arrays.get(f"y_{split}")
         if x.dtype.kind not in "biuf":
             raise AevbError(f"{path}: x_{split} has dtype {x.dtype}; it must be numeric")
-        if x.ndim < 2 or x.shape[0] == 0:
-            raise AevbError(f"{path}: x_{split} has shape {x.shape}; it must be (N, D...) with N > 0")
+        if x.ndim < 2 or x.size == 0:
+            raise AevbError(f"{path}: x_{split} has shape {x.shape}; it must be (N, D...) with N > 0 "
+                            "and D > 0")
         # bytes stay bytes for the pixel modes; the rest becomes float32, checked after the cast
         # so that a float64 beyond float32's range counts as the inf it has become
         with np.errstate(over="ignore"):
