@@ -127,7 +127,7 @@ def npz_arrays(draw) -> dict[str, np.ndarray]:
         elements = None
         if plain and key[0] in "ly":  # integer lengths within 1..T, labels within 0..9
             dtype = "<i8"
-            elements = st.integers(1, row[0]) if key[0] == "l" and row else st.integers(0, 9)
+            elements = st.integers(1, max(row[0], 1)) if key[0] == "l" else st.integers(0, 9)
         arrays[key] = draw(hnp.arrays(np.dtype(dtype), shape, elements=elements))
     return arrays
 
