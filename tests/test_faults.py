@@ -20,6 +20,7 @@ from aevb.config import TrainConfig, build_config
 from aevb.data import load
 from aevb.errors import AevbError, Interrupted
 from aevb.train import MAX_ROLLBACKS, ROLLBACK_LR, Trainer
+from run_outcome import assert_same
 
 STEPS_PER_EPOCH = 32  # FA's 1000 training points at the recipe's batch of 32
 
@@ -179,23 +180,6 @@ def wait_for(predicate, timeout=120.0):
 def epochs_logged(run: Path) -> int:
     path = run / "metrics.jsonl"
     return len(path.read_text().splitlines()) if path.exists() else 0
-
-
-def outcome(run: Path) -> tuple[dict, list]:
-    """The final model tensors and the metrics without wall times."""
-    tensors, _ = checkpoints.load(run)
-    model = {k: v for k, v in tensors.items() if k.startswith("model/")}
-    records = [{k: v for k, v in json.loads(s).items() if k != "seconds"}
-               for s in (run / "metrics.jsonl").read_text().splitlines()]
-    return model, records
-
-
-def assert_same(run: Path, reference: Path) -> None:
-    (model, records), (ref_model, ref_records) = outcome(run), outcome(reference)
-    assert records == ref_records
-    assert model.keys() == ref_model.keys()
-    for k in model:
-        assert torch.equal(model[k], ref_model[k]), k  # bit-identical on the CPU
 
 
 @pytest.fixture(scope="module")

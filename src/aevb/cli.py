@@ -12,7 +12,7 @@ import sys
 import typing
 from pathlib import Path
 
-from aevb import models
+from aevb import distributed, models
 from aevb.config import DataConfig, TrainConfig, build_config, field_types, read_toml
 from aevb.errors import AevbError, Interrupted
 
@@ -206,7 +206,7 @@ def _cmd_train(args) -> int:
     cfg = build_config(args.model, cls, sources)
     out = Path(args.out) if args.out else runs.default_run_dir(args.model)
     runs.train(cfg, out, args.quiet, overwrite=args.overwrite)
-    if not args.quiet:
+    if not args.quiet and distributed.is_main():
         print(f"run saved in {out}", file=sys.stderr)
     return 0
 
@@ -363,6 +363,9 @@ def main(argv: list[str] | None = None) -> int:
                "figures": _cmd_figures, "reproduce": _cmd_reproduce, "sweep": _cmd_sweep,
                "pretrained": _cmd_pretrained}[args.command]
     try:
+        if distributed.launched() and args.command != "train":
+            raise AevbError(f"only `aevb train` runs under torchrun; run `aevb {args.command}` as one "
+                            "process")
         return command(args)
     except Interrupted as e:
         print(f"aevb: {e}", file=sys.stderr)
@@ -379,3 +382,5 @@ def main(argv: list[str] | None = None) -> int:
         print("aevb: interrupted; a run continues from its last checkpoint with --resume",
               file=sys.stderr)
         return 130
+    finally:
+        distributed.finish()

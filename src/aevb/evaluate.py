@@ -3,7 +3,9 @@
 Every density figure is a mean in nats per datapoint with its standard error over the datapoints.
 Models with discrete clusters (the GMVAE) add how their clusters match the split's labels. The
 randomness (posterior draws, preprocessing noise) comes from a fixed seed, so the same model gives
-the same numbers, and evaluating never disturbs the training run's random streams.
+the same numbers, and evaluating never disturbs the training run's random streams. Under
+torchrun each rank evaluates every W-th batch and the values are gathered (aevb.distributed), so
+every rank's metrics cover the whole split.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from contextlib import contextmanager
 import torch
 from tqdm.auto import tqdm
 
-from aevb import clustering
+from aevb import clustering, distributed
 from aevb.data import Data
 from aevb.models.base import LatentModel
 from aevb.objectives import chunk_logsumexp, elbo, iwae
@@ -69,8 +71,11 @@ def per_datapoint(model: LatentModel, data: Data, split: str = "test", batch_siz
         chunk_fn = torch.compile(chunk_logsumexp, dynamic=False)
     bar = tqdm(total=len(s), unit="pt", desc=f"evaluate {split}", leave=False,
                disable=None if progress else True)  # None: only on a terminal
-    with seeded(seed, device):
-        for batch in data.batches(s, batch_size, gen):
+    world, rank = distributed.world(), distributed.rank()
+    with seeded(seed + 1_000_003 * rank, device):
+        for i, batch in enumerate(data.batches(s, batch_size, gen)):
+            if i % world != rank:  # another rank's batch (all draw its preprocessing noise)
+                continue
             x, c = batch.x, model.condition(batch)
             out["elbo"].append(elbo(model.terms(x, c, elbo_samples)))
             if iwae_samples:  # the bar moves with every chunk of draws: K = 5000 takes minutes
@@ -83,7 +88,13 @@ def per_datapoint(model: LatentModel, data: Data, split: str = "test", batch_siz
                 out["log_likelihood"].append(model.exact_log_prob(x, c))
     bar.close()
     model.train(was_training)
-    return {k: torch.cat(v).cpu() for k, v in out.items()}
+    sizes = _batch_sizes(len(s), batch_size)
+    like = torch.empty(0, device=device)
+    return {k: distributed.gather_batches(v, sizes, like=like).cpu() for k, v in out.items()}
+
+
+def _batch_sizes(n: int, batch_size: int) -> list[int]:
+    return [min(batch_size, n - i) for i in range(0, n, batch_size)]
 
 
 def evaluate(model: LatentModel, data: Data, split: str = "test", batch_size: int = 1000,
@@ -120,7 +131,12 @@ def cluster_assignments(model: LatentModel, data: Data, split: str = "test", bat
     model.eval()
     s = data.split(split)
     gen = torch.Generator(device=s.x.device).manual_seed(seed + 1)  # preprocessing noise
-    log_q = torch.cat([model.cluster_log_probs(b.x).cpu() for b in data.batches(s, batch_size, gen)])
+    world, rank = distributed.world(), distributed.rank()
+    mine = [model.cluster_log_probs(b.x) for i, b in enumerate(data.batches(s, batch_size, gen))
+            if i % world == rank]
+    device = next(model.parameters()).device
+    log_q = distributed.gather_batches(mine, _batch_sizes(len(s), batch_size), (model.n_clusters,),
+                                       torch.empty(0, device=device)).cpu()
     model.train(was_training)
     q = log_q.exp()  # (N, C)
     return {"cluster": q.argmax(1), "entropy": -(q * log_q).sum(1), "q": q}

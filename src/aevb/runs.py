@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from aevb import atomic, checkpoints, models, provenance
+from aevb import atomic, checkpoints, distributed, models, provenance
 from aevb.config import RunConfig, check_ranges, config_from_dict, replace_checked
 from aevb.data import MODE_SUPPORT, Data, check_support, load
 from aevb.errors import AevbError
@@ -76,7 +76,7 @@ def train(cfg: RunConfig, out: Path, quiet: bool = False, overwrite: bool = Fals
     moment `out` holds a checkpoint that `--resume` continues.
     """
     replace = _check_out(out, overwrite)
-    device = resolve_device(cfg.train.device)
+    device = distributed.setup(resolve_device(cfg.train.device))
     cls = models.get(cfg.model)
     check_ranges(cfg)
     check_options(cfg.train, cls, device)
@@ -87,14 +87,18 @@ def train(cfg: RunConfig, out: Path, quiet: bool = False, overwrite: bool = Fals
     run_meta = {"config": cfg.to_dict(), "data_info": data_info(data), "model": cfg.model,
                 "versions": provenance.versions()}
     trainer = Trainer(model, data, cfg.train, None, run_meta, quiet)
-    try:
-        with atomic.atomic_dir(out, replace=replace) as tmp:
-            atomic.write_text(tmp / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
-            (tmp / "metrics.jsonl").write_text("")
-            checkpoints.save(tmp / checkpoints.CHECKPOINT, *trainer.state())
-    except OSError as e:
-        raise AevbError(f"cannot write the run directory {out} ({e.strerror or e}); choose another "
-                        "--out") from None
+    state = trainer.state()  # under torchrun every rank takes part; rank 0 writes
+    failed = None
+    if distributed.is_main():
+        try:
+            with atomic.atomic_dir(out, replace=replace) as tmp:
+                atomic.write_text(tmp / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+                (tmp / "metrics.jsonl").write_text("")
+                checkpoints.save(tmp / checkpoints.CHECKPOINT, *state)
+        except OSError as e:
+            failed = f"cannot write the run directory {out} ({e.strerror or e}); choose another --out"
+    if distributed.any_rank(torch.tensor([failed is not None]))[0]:  # the other ranks stop too
+        raise AevbError(failed or f"rank 0 could not write the run directory {out}")
     trainer.run_dir = out
     trainer.fit()
     return trainer
@@ -153,13 +157,15 @@ def resume(out: Path, train_overrides: dict | None = None, quiet: bool = False,
                                 f"{getattr(saved, key)!r}, not {getattr(new, key)!r}); only {may} can")
         setattr(cfg, section, new)
     check_ranges(cfg)
-    atomic.remove_leftovers(out)  # temporary files of a write that a kill cut short
-    device = resolve_device(cfg.train.device)
+    device = distributed.setup(resolve_device(cfg.train.device))
+    if distributed.is_main():
+        atomic.remove_leftovers(out)  # temporary files of a write that a kill cut short
     data = prepare_data(cfg, device)
     model = checkpoints.build_model(cfg, meta["data_info"])
     model.load_state_dict(checkpoints.prefixed(tensors, "model"))
     model.to(device)
-    atomic.write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+    if distributed.is_main():
+        atomic.write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
     run_meta = {"config": cfg.to_dict(), "data_info": meta["data_info"], "model": cfg.model,
                 "versions": meta.get("versions"), "resumed_with": provenance.versions()}
     trainer = Trainer(model, data, cfg.train, out, run_meta, quiet)

@@ -10,6 +10,9 @@ Faults never reach a checkpoint. A step whose loss or gradient holds a NaN or in
 (fused Adam skips it) and is reported by step and tensor: the run stops, or with `on_nan =
 "rollback"` returns to its last checkpoint with half the learning rate. Ctrl-C or SIGTERM finishes
 the current step, saves a checkpoint and raises `Interrupted`.
+
+Under torchrun (`aevb.distributed`) each rank trains on its shard of every global batch through
+DistributedDataParallel; the ranks agree on faults and signals, and only rank 0 writes.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from aevb import atomic, checkpoints
+from aevb import atomic, checkpoints, distributed
 from aevb.config import TrainConfig
 from aevb.data import Data
 from aevb.errors import AevbError, Interrupted
@@ -105,9 +108,21 @@ class Trainer:
         self.rng_devices = [self.device] if self.device.type == "cuda" else []  # for fork_rng
         check_options(cfg, type(model), self.device)
         self.autocast = autocast(self.device, cfg.precision)
+        self.world, self.rank = distributed.world(), distributed.rank()
+        self.quiet = quiet or self.rank > 0  # one progress bar, rank 0's
+        self.batch_elbo = self._batch_elbo
+        if self.world > 1:
+            self._check_shards(len(data.train))
+            # an invalid distribution parameter on one rank must not stop it alone (the others would
+            # wait for it forever): unchecked, it makes a NaN loss that every rank agrees on
+            torch.distributions.Distribution.set_default_validate_args(False)
+            # DDP hooks the backward pass to average the gradients over the ranks; it must see the
+            # forward, so the ELBO is computed by calling a module that wraps the model
+            self.batch_elbo = torch.nn.parallel.DistributedDataParallel(_BatchElbo(self))
+            torch.manual_seed(rank_seed(cfg.seed, self.rank))  # each rank its own posterior draws
         compile_ = cfg.compile if cfg.compile is not None else (
             model.compilable and self.planned_steps >= COMPILE_FROM_STEPS)
-        self.compiled = torch.compile(self._batch_elbo) if compile_ else None
+        self.compiled = torch.compile(self.batch_elbo) if compile_ else None
         self.warmed_up = False  # whether this process has run its first, eager, step
         self.gen = torch.Generator(device=data.train.x.device).manual_seed(cfg.seed)
         self.step = 0  # gradient steps taken
@@ -125,6 +140,7 @@ class Trainer:
         self.rollbacks: list[dict] = []  # faults that on_nan = "rollback" recovered from
         self.last_good: tuple[dict, dict] | None = None  # a copy of the last checkpoint, for rollback
         self.signal: int | None = None  # SIGINT or SIGTERM, once received
+        self.stopping = False  # whether to save and stop: under torchrun, once every rank agrees
 
     @property
     def steps_per_epoch(self) -> int:
@@ -140,13 +156,25 @@ class Trainer:
         with self.autocast:
             return elbo(self.model.terms(x, c, self.cfg.train_samples))
 
-    def train_step(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+    def _check_shards(self, n: int) -> None:
+        """Every rank needs at least one datapoint of every batch, the last one included."""
+        bs, last = self.cfg.batch_size, n % self.cfg.batch_size
+        if bs < self.world or 0 < last < self.world:
+            raise AevbError(f"--batch-size {bs} (the global batch) over {self.world} processes leaves "
+                            f"one without data in {'every' if bs < self.world else 'the last'} batch; "
+                            f"choose a batch size of at least {self.world} whose remainder of {n} "
+                            "training points is 0 or at least that")
+
+    def train_step(self, x: torch.Tensor, c: torch.Tensor | None = None,
+                   global_batch: int | None = None) -> torch.Tensor:
         """One Adam step on -mean ELBO of a batch; returns the batch's summed ELBO (no sync).
+        Under torchrun, `x` is this rank's shard of a batch of `global_batch` rows.
 
         A NaN or inf in the loss or a gradient makes the step change nothing; `check_faults`
         reports it.
         """
         self.model.train()
+        global_batch = global_batch or len(x)
         if self.compiled is not None and not self.warmed_up:
             # One eager forward fills torch.distributions' cache of KL formulas, whose lookup dynamo
             # cannot trace (it would split the graph in three). It draws under fork_rng, so a resumed
@@ -154,8 +182,11 @@ class Trainer:
             with torch.no_grad(), torch.random.fork_rng(devices=self.rng_devices):
                 self._batch_elbo(x, c)
         self.warmed_up = True
-        batch_elbo = (self.compiled or self._batch_elbo)(x, c)  # (B,)
-        loss = -batch_elbo.mean()
+        batch_elbo = (self.compiled or self.batch_elbo)(x, c)  # (B,) this rank's shard
+        # DDP averages the ranks' gradients, so each rank weighs its mean by its share of the
+        # global batch: the result is the gradient of the global batch's mean (a factor of 1 on
+        # one process)
+        loss = -batch_elbo.mean() * (len(x) * self.world / global_batch)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         bad = self._faults(loss)  # (1 + P,) on the device: no sync
@@ -183,13 +214,24 @@ class Trainer:
     def check_faults(self, now: bool = False) -> str | None:
         """The first fault among the steps not yet checked ("step 12: the gradient of W is not
         finite"), or None; reads the flags on the host every `check_every` steps, or `now`."""
+        if self.world == 1:
+            self.stopping = self.signal is not None
         if not self.unchecked or (len(self.unchecked) < self.check_every and not now):
             return None
         steps, self.unchecked = self.unchecked, []
-        bad = torch.stack([flags.any() for _, flags in steps]).tolist()  # one sync
+        bad = torch.stack([flags.any() for _, flags in steps])  # (S,)
+        if self.world > 1:  # one collective: a fault, or a signal, on any rank stops every rank
+            signalled = torch.tensor([self.signal is not None], device=bad.device)
+            *bad, self.stopping = distributed.any_rank(torch.cat([bad, signalled]))
+            if self.stopping and self.signal is None:
+                self.signal = signal.SIGTERM  # another rank was told to stop
+        else:
+            bad = bad.tolist()  # one sync
         if not any(bad):
             return None
         step, flags = steps[bad.index(True)]
+        if not flags.any():
+            return f"step {step}: a fault on another process"
         first = flags.tolist().index(True)
         what = "the loss" if first == 0 else f"the gradient of {self.named_params[first - 1][0]}"
         return f"step {step}: {what} is not finite"
@@ -220,8 +262,11 @@ class Trainer:
         fault = None
         for batch in self.data.batches(self.data.train, bs, self.gen, self.order,
                                        start=self.batch_in_epoch):
+            size = len(batch.x)  # the global batch; under torchrun this rank trains on its shard
+            if self.world > 1:
+                batch = type(batch)(*(None if t is None else t[distributed.shard(size)] for t in batch))
             try:
-                self.elbo_sum += self.train_step(batch.x, self.model.condition(batch))
+                self.elbo_sum += self.train_step(batch.x, self.model.condition(batch), size)
             except ValueError as e:  # torch.distributions refuses NaN or degenerate parameters
                 found = re.search(r"parameter (\w+) .* of distribution (\w+)", str(e))
                 why = f"{found[2]} got an invalid {found[1]}" if found else str(e).splitlines()[0]
@@ -230,11 +275,11 @@ class Trainer:
             self.elbo_count += len(batch.x)
             self.step += 1
             self.batch_in_epoch += 1
-            bar.update(len(batch.x))
+            bar.update(size)
             fault = self.check_faults()
-            if fault or self.signal is not None:
+            if fault or self.stopping:
                 break
-            if self.batch_in_epoch % 20 == 0 and not bar.disable:
+            if self.batch_in_epoch % 20 == 0 and not bar.disable:  # this rank's running ELBO
                 bar.set_postfix(elbo=f"{self.elbo_sum.item() / self.elbo_count:.2f}")
             if self.cfg.max_steps is not None and self.step >= self.cfg.max_steps:
                 break
@@ -243,7 +288,7 @@ class Trainer:
         fault = fault or self.check_faults(now=True)
         if fault:
             return self._recover(fault)
-        if self.signal is not None:
+        if self.stopping:
             self.save()  # mid-epoch: the position, the epoch's running ELBO and every RNG are saved
             raise self._interrupted()
         complete = self.batch_in_epoch == self.steps_per_epoch
@@ -273,7 +318,7 @@ class Trainer:
         self.restore(tensors, meta)  # sets every group's learning rate to the lowered cfg.lr
         self.rollbacks = rollbacks
         self.meta.setdefault("config", {}).setdefault("train", {})["lr"] = self.cfg.lr
-        if self.run_dir is not None:  # a resumed run goes on with the lowered learning rate
+        if self.writes:  # a resumed run goes on with the lowered learning rate
             atomic.write_text(self.run_dir / "config.json", json.dumps(self.meta["config"], indent=2) + "\n")
         if not self.quiet:
             tqdm.write(f"{fault}; rolled back to step {self.step} with learning rate {self.cfg.lr:g}")
@@ -314,10 +359,11 @@ class Trainer:
     def _record(self, complete: bool) -> dict:
         test = epoch_metrics(self.model, self.data, "test", self.cfg.eval_batch_size, self.cfg.seed,
                              self.cfg.eval_samples)
+        elbo_sum, elbo_count = self._epoch_elbo()
         record = {
             "epoch": self.epoch if complete else self.epoch + self.batch_in_epoch / self.steps_per_epoch,
             "step": self.step,
-            "train_elbo": self.elbo_sum.item() / max(self.elbo_count, 1),
+            "train_elbo": elbo_sum / max(elbo_count, 1),
             **test,  # test_elbo, and whatever else the model reports (cluster accuracy ...)
             "seconds": round(self.seconds, 3),
         }
@@ -332,7 +378,7 @@ class Trainer:
             tqdm.write(f"epoch {record['epoch']:g}  step {record['step']}  "
                        f"train ELBO {record['train_elbo']:.3f}  test ELBO {record['test_elbo']:.3f}"
                        f"{extra}  ({record['seconds']:.1f}s)")
-        if self.run_dir is not None:
+        if self.writes:
             with open(self.run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
 
@@ -344,19 +390,26 @@ class Trainer:
         opt = self.opt.state_dict()
         for i, s in opt["state"].items():
             tensors.update({f"optim/{i}/{k}": v for k, v in s.items()})
-        tensors["rng/torch"] = torch.get_rng_state()
-        tensors["rng/data"] = self.gen.get_state()
+        # each rank's global stream (posterior draws, dropout): rank 0's under rng/torch, rank r's
+        # under rng/torch/r; the data generator is the same on every rank
+        streams = {"rng/torch": torch.get_rng_state()}
         if self.device.type == "cuda":
-            tensors["rng/cuda"] = torch.cuda.get_rng_state(self.device)
+            streams["rng/cuda"] = torch.cuda.get_rng_state(self.device)
+        for key, state in streams.items():
+            for r, s in enumerate(distributed.gather_states(state)):
+                tensors[key if r == 0 else f"{key}/{r}"] = s
+        tensors["rng/data"] = self.gen.get_state()
         if self.order is not None:
             tensors["data/order"] = self.order
+        elbo_sum, elbo_count = self._epoch_elbo()
         meta = {
             **self.meta,
             "step": self.step,
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
-            "elbo_sum": self.elbo_sum.item(),
-            "elbo_count": self.elbo_count,
+            "world_size": self.world,
+            "elbo_sum": elbo_sum,
+            "elbo_count": elbo_count,
             "seconds": self.seconds,
             "metrics": self.metrics,
             "rollbacks": self.rollbacks,
@@ -372,8 +425,20 @@ class Trainer:
         tensors, meta = self.state()
         if self.cfg.on_nan == "rollback":
             self.last_good = self._snapshot(tensors, meta)
-        if self.run_dir is not None:
+        if self.writes:
             checkpoints.save(self.run_dir / checkpoints.CHECKPOINT, tensors, meta)
+
+    @property
+    def writes(self) -> bool:
+        """Whether this process writes the run's files: it has a run directory and is rank 0."""
+        return self.run_dir is not None and self.rank == 0
+
+    def _epoch_elbo(self) -> tuple[float, int]:
+        """The summed training ELBO and the datapoint count of the epoch so far, over all ranks."""
+        both = torch.stack([self.elbo_sum, torch.tensor(float(self.elbo_count), dtype=torch.float64,
+                                                        device=self.device)])
+        total, count = distributed.all_sum(both).tolist()
+        return total, int(count)
 
     def _snapshot(self, tensors: dict | None = None, meta: dict | None = None) -> tuple[dict, dict]:
         """A copy of the state that later steps cannot change (state() shares the live tensors)."""
@@ -390,19 +455,41 @@ class Trainer:
         self.opt.load_state_dict({"state": states, "param_groups": meta["optimizer_groups"]})
         for g in self.opt.param_groups:  # a resumed run may not change the learning rate silently
             g["lr"] = self.cfg.lr
-        torch.set_rng_state(tensors["rng/torch"])
+        suffix = "" if self.rank == 0 else f"/{self.rank}"
+        if f"rng/torch{suffix}" in tensors:
+            torch.set_rng_state(tensors[f"rng/torch{suffix}"])
+        else:  # a run resumed on more processes than it had: this rank starts a fresh stream
+            torch.manual_seed(rank_seed(self.cfg.seed, self.rank) + meta["step"])
+        if f"rng/cuda{suffix}" in tensors and self.device.type == "cuda":
+            torch.cuda.set_rng_state(tensors[f"rng/cuda{suffix}"], self.device)
         self.gen.set_state(tensors["rng/data"])
-        if "rng/cuda" in tensors and self.device.type == "cuda":
-            torch.cuda.set_rng_state(tensors["rng/cuda"], self.device)
         order = tensors.get("data/order")
         self.order = None if order is None else order.to(self.gen.device)
         self.step, self.epoch = meta["step"], meta["epoch"]
         self.batch_in_epoch = meta["batch_in_epoch"]
-        self.elbo_sum.fill_(meta["elbo_sum"])
-        self.elbo_count = meta["elbo_count"]
+        # the epoch's running sums over every rank, held by rank 0 (the others count from zero)
+        self.elbo_sum.fill_(meta["elbo_sum"] if self.rank == 0 else 0.0)
+        self.elbo_count = meta["elbo_count"] if self.rank == 0 else 0
         self.seconds, self.metrics = meta["seconds"], list(meta["metrics"])
         self.rollbacks = list(meta.get("rollbacks", []))
         self.unchecked = []
-        if self.run_dir is not None:  # drop lines of a partial epoch that this run will finish
+        if self.writes:  # drop lines of a partial epoch that this run will finish
             lines = "".join(json.dumps(m) + "\n" for m in self.metrics)
             atomic.write_text(self.run_dir / "metrics.jsonl", lines)
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """The seed of rank r's global random stream (rank 0 keeps the run's own seed)."""
+    return seed + 1_000_003 * rank
+
+
+class _BatchElbo(torch.nn.Module):
+    """The training ELBO per datapoint as a module's forward, for DistributedDataParallel."""
+
+    def __init__(self, trainer: Trainer):
+        super().__init__()
+        self.model = trainer.model  # registered, so DDP finds the parameters
+        self.fn = trainer._batch_elbo
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        return self.fn(x, c)
