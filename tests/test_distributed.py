@@ -55,9 +55,9 @@ def aevb(tmp_path: Path, argv: list[str], procs: int = 1, noise: bool = True,
     return done
 
 
-@pytest.mark.parametrize("model", list(MODELS))
-def test_two_processes_match_one_without_noise(tmp_path, model):
-    argv = MODELS[model]
+@pytest.mark.parametrize("model, compile_", [("vae", False), ("vrnn", False), ("vae", True)])
+def test_two_processes_match_one_without_noise(tmp_path, model, compile_):
+    argv = [*MODELS[model], "--compile" if compile_ else "--no-compile"]  # DDP under torch.compile too
     aevb(tmp_path, [*argv, "--out", tmp_path / "one"], noise=False)
     aevb(tmp_path, [*argv, "--out", tmp_path / "two"], procs=2, noise=False)
     (one, one_records), (two, two_records) = outcome(tmp_path / "one"), outcome(tmp_path / "two")

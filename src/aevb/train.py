@@ -182,7 +182,8 @@ class Trainer:
             with torch.no_grad(), torch.random.fork_rng(devices=self.rng_devices):
                 self._batch_elbo(x, c)
         self.warmed_up = True
-        batch_elbo = (self.compiled or self.batch_elbo)(x, c)  # (B,) this rank's shard
+        step_fn = self.batch_elbo if self.compiled is None else self.compiled
+        batch_elbo = step_fn(x, c)  # (B,) this rank's shard
         # DDP averages the ranks' gradients, so each rank weighs its mean by its share of the
         # global batch: the result is the gradient of the global batch's mean (a factor of 1 on
         # one process)
