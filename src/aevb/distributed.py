@@ -50,6 +50,11 @@ def rank() -> int:
     return dist.get_rank() if dist.is_initialized() else 0
 
 
+def rank_seed(seed: int) -> int:
+    """The seed of this rank's own random stream: the run's seed on rank 0."""
+    return seed + 1_000_003 * rank()
+
+
 def is_main() -> bool:
     """Rank 0, the one process that writes checkpoints, metrics and figures."""
     return rank() == 0

@@ -72,7 +72,7 @@ def per_datapoint(model: LatentModel, data: Data, split: str = "test", batch_siz
     bar = tqdm(total=len(s), unit="pt", desc=f"evaluate {split}", leave=False,
                disable=None if progress else True)  # None: only on a terminal
     world, rank = distributed.world(), distributed.rank()
-    with seeded(seed + 1_000_003 * rank, device):
+    with seeded(distributed.rank_seed(seed), device):
         for i, batch in enumerate(data.batches(s, batch_size, gen)):
             if i % world != rank:  # another rank's batch (all draw its preprocessing noise)
                 continue

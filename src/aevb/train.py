@@ -119,7 +119,8 @@ class Trainer:
             # DDP hooks the backward pass to average the gradients over the ranks; it must see the
             # forward, so the ELBO is computed by calling a module that wraps the model
             self.batch_elbo = torch.nn.parallel.DistributedDataParallel(_BatchElbo(self))
-            torch.manual_seed(rank_seed(cfg.seed, self.rank))  # each rank its own posterior draws
+            if self.rank > 0:  # its own posterior draws and dropout (rank 0 goes on as one process)
+                torch.manual_seed(distributed.rank_seed(cfg.seed))
         compile_ = cfg.compile if cfg.compile is not None else (
             model.compilable and self.planned_steps >= COMPILE_FROM_STEPS)
         self.compiled = torch.compile(self.batch_elbo) if compile_ else None
@@ -460,7 +461,7 @@ class Trainer:
         if f"rng/torch{suffix}" in tensors:
             torch.set_rng_state(tensors[f"rng/torch{suffix}"])
         else:  # a run resumed on more processes than it had: this rank starts a fresh stream
-            torch.manual_seed(rank_seed(self.cfg.seed, self.rank) + meta["step"])
+            torch.manual_seed(distributed.rank_seed(self.cfg.seed) + meta["step"])
         if f"rng/cuda{suffix}" in tensors and self.device.type == "cuda":
             torch.cuda.set_rng_state(tensors[f"rng/cuda{suffix}"], self.device)
         self.gen.set_state(tensors["rng/data"])
@@ -477,11 +478,6 @@ class Trainer:
         if self.writes:  # drop lines of a partial epoch that this run will finish
             lines = "".join(json.dumps(m) + "\n" for m in self.metrics)
             atomic.write_text(self.run_dir / "metrics.jsonl", lines)
-
-
-def rank_seed(seed: int, rank: int) -> int:
-    """The seed of rank r's global random stream (rank 0 keeps the run's own seed)."""
-    return seed + 1_000_003 * rank
 
 
 class _BatchElbo(torch.nn.Module):
