@@ -13,7 +13,7 @@ import typing
 from pathlib import Path
 
 from aevb import distributed, models
-from aevb.config import DataConfig, TrainConfig, build_config, field_types, read_toml
+from aevb.config import DataConfig, TrainConfig, build_config, field_types, flag, read_toml
 from aevb.errors import AevbError, Interrupted
 
 # Flags common to every `aevb train MODEL`, mapped to their config section.
@@ -47,19 +47,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
 def _add_typed(parser, name: str, kind, default, help_text: str) -> None:
     """Add one option for a config field; `default` is only shown, never applied by argparse."""
     base = next((t for t in typing.get_args(kind) or (kind,) if t is not type(None)), str)
     shown = f"{help_text} (default: {default})"
     if base is bool:
-        parser.add_argument(_flag(name), dest=name, action=argparse.BooleanOptionalAction,
+        parser.add_argument(flag(name), dest=name, action=argparse.BooleanOptionalAction,
                             default=None, help=shown)
     else:
-        parser.add_argument(_flag(name), dest=name, type=base, default=None,
+        parser.add_argument(flag(name), dest=name, type=base, default=None,
                             metavar=name.upper(), help=shown)
 
 
@@ -73,8 +69,8 @@ def _add_recipe_run_flags(parser, flags: tuple[str, ...]) -> None:
     parser.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
     types = field_types(TrainConfig)
-    for flag in flags:
-        _add_typed(parser, flag, types[flag], "the recipe's", _TRAIN_FLAGS[flag][1])
+    for key in flags:
+        _add_typed(parser, key, types[key], "the recipe's", _TRAIN_FLAGS[key][1])
     parser.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
 
 
@@ -93,8 +89,8 @@ def _train_parser(sub, name: str, cls) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace the run in --out with a new one")
     p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
     types = {**field_types(DataConfig), **field_types(TrainConfig)}
-    for flag, (_, help_text) in _TRAIN_FLAGS.items():
-        _add_typed(p, flag, types[flag], recipe[flag], help_text)
+    for key, (_, help_text) in _TRAIN_FLAGS.items():
+        _add_typed(p, key, types[key], recipe[key], help_text)
     group = p.add_argument_group(f"{name} options")
     model_defaults = cls.Config()
     for f in dataclasses.fields(cls.Config):

@@ -155,8 +155,13 @@ def check_ranges(cfg: RunConfig) -> None:
         raise AevbError(f"{_named('on_nan')} must be stop or rollback, got {t.on_nan!r}")
 
 
+def flag(key: str) -> str:
+    """The command-line flag of a config key: batch_size -> --batch-size."""
+    return "--" + key.replace("_", "-")
+
+
 def _named(key: str) -> str:
-    return f"{key} (--{key.replace('_', '-')} or '{key}' in a config file)"
+    return f"{key} ({flag(key)} or '{key}' in a config file)"
 
 
 def build_config(model: str, model_cls, sources: list[tuple[str, dict]]) -> RunConfig:

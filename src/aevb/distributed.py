@@ -60,11 +60,6 @@ def is_main() -> bool:
     return rank() == 0
 
 
-def barrier() -> None:
-    if world() > 1:
-        dist.barrier()
-
-
 def shard(n: int) -> slice:
     """This rank's contiguous rows of a global batch of n: sizes differ by at most one."""
     w, r = world(), rank()

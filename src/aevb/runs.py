@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from aevb import atomic, checkpoints, distributed, models, provenance
-from aevb.config import RunConfig, check_ranges, config_from_dict, replace_checked
+from aevb.config import RunConfig, check_ranges, config_from_dict, flag, replace_checked
 from aevb.data import MODE_SUPPORT, Data, check_support, load
 from aevb.errors import AevbError
 from aevb.train import Trainer, check_options, resolve_device
@@ -152,8 +152,8 @@ def resume(out: Path, train_overrides: dict | None = None, quiet: bool = False,
         new = replace_checked(saved, values, "--resume")
         for key in values:
             if getattr(new, key) != getattr(saved, key) and key not in allowed[section]:
-                may = ", ".join(_flag(k) for k in RESUMABLE + RESUMABLE_DATA)
-                raise AevbError(f"{_flag(key)} cannot change when resuming (the run has "
+                may = ", ".join(flag(k) for k in RESUMABLE + RESUMABLE_DATA)
+                raise AevbError(f"{flag(key)} cannot change when resuming (the run has "
                                 f"{getattr(saved, key)!r}, not {getattr(new, key)!r}); only {may} can")
         setattr(cfg, section, new)
     check_ranges(cfg)
@@ -185,7 +185,3 @@ def open_run(run: str | Path, device: str = "cpu", with_data: bool = True,
     data = prepare_data(cfg, dev) if with_data else None
     return model, cfg, data, meta
 
-
-
-def _flag(key: str) -> str:
-    return "--" + key.replace("_", "-")
