@@ -340,7 +340,8 @@ def _cmd_pretrained(args) -> int:
     if args.json:
         print(json.dumps(cards))
         return 0
-    print(f"{'name':<14} {'model':<6} {'test metrics (aevb evaluate)':<58} {'trained':>9}  recipe")
+    w = max([14, *(len(name) for name in cards)])  # the name column fits the longest name
+    print(f"{'name':<{w}} {'model':<6} {'test metrics (aevb evaluate)':<58} {'trained':>9}  recipe")
     for name, c in cards.items():
         m = c["metrics"]
         shown = [f"ELBO {m['elbo']:.2f}"]
@@ -349,7 +350,7 @@ def _cmd_pretrained(args) -> int:
         if "cluster_accuracy" in m:
             shown.append(f"cluster acc {m['cluster_accuracy']:.3f}")
         minutes = c["training_seconds"] / 60
-        print(f"{name:<14} {c['model']:<6} {', '.join(shown):<58} {minutes:>6.1f} min  {c['recipe']}")
+        print(f"{name:<{w}} {c['model']:<6} {', '.join(shown):<58} {minutes:>6.1f} min  {c['recipe']}")
     return 0
 
 
