@@ -2,7 +2,8 @@
 
 matplotlib is imported inside the functions, and only its object API is used (no pyplot), so
 importing aevb never picks a backend and the figures render on machines without a display.
-Each function returns the path it wrote.
+Each function returns the path it wrote; given no path, it returns the Figure instead, which a
+notebook shows inline (after `%matplotlib inline`).
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ def _figure(width: float, height: float):
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def _save(fig, path: Path) -> Path:
-    """Write atomically, so a failure leaves no partial figure."""
+def _save(fig, path: Path | None):
+    """Write atomically, so a failure leaves no partial figure; no path: hand back the figure."""
+    if path is None:
+        return fig
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
@@ -29,7 +32,7 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def learning_curve(metrics: list[dict], path: Path, title: str = "") -> Path:
+def learning_curve(metrics: list[dict], path: Path | None = None, title: str = ""):
     """Train and test ELBO per epoch, in nats per datapoint; beside it the test cluster accuracy
     (and NMI) for models that log them."""
     clusters = any("test_cluster_accuracy" in m for m in metrics)
@@ -60,8 +63,8 @@ def learning_curve(metrics: list[dict], path: Path, title: str = "") -> Path:
     return _save(fig, path)
 
 
-def cluster_proportions(assigned: np.ndarray, mean_q: np.ndarray, names: list[str], path: Path,
-                        title: str = "") -> Path:
+def cluster_proportions(assigned: np.ndarray, mean_q: np.ndarray, names: list[str],
+                        path: Path | None = None, title: str = ""):
     """Bars: the share of datapoints whose most probable cluster is c; dots: the mean q(y=c|x)."""
     fig = _figure(max(4.5, 0.45 * len(names) + 1.5), 3.4)
     ax = fig.subplots()
@@ -76,7 +79,7 @@ def cluster_proportions(assigned: np.ndarray, mean_q: np.ndarray, names: list[st
     return _save(fig, path)
 
 
-def embedding(points: np.ndarray, labels, classes, path: Path, title: str) -> Path:
+def embedding(points: np.ndarray, labels, classes, path: Path | None = None, title: str = ""):
     """A 2-D map of points, coloured and labelled by class at each class's median position."""
     fig = _figure(6.0, 5.6)
     ax = fig.subplots()
@@ -102,8 +105,8 @@ def top_two_axes(x: np.ndarray) -> tuple[int, int]:
     return int(i), int(j)
 
 
-def image_grid(x: np.ndarray, image_shape, path: Path, ncols: int = 10, title: str = "",
-               row_labels=None) -> Path:
+def image_grid(x: np.ndarray, image_shape, path: Path | None = None, ncols: int = 10, title: str = "",
+               row_labels=None):
     """Datapoints shown as grey images in a grid, 0 = black and 1 = white; rows optionally named."""
     n = len(x)
     ncols = min(ncols, n)
@@ -170,7 +173,7 @@ def row_by_row_animation(x: np.ndarray, image_shape, path: Path, ncols: int = 10
     return path
 
 
-def scatter_over_data(samples: np.ndarray, data: np.ndarray, path: Path, title: str = "") -> Path:
+def scatter_over_data(samples: np.ndarray, data: np.ndarray, path: Path | None = None, title: str = ""):
     """Model samples over the data, on the data's two highest-variance coordinates."""
     i, j = top_two_axes(data)
     fig = _figure(4.5, 4.2)
@@ -188,7 +191,7 @@ def _scatter(ax, samples, data, i, j, size: float = 4.0) -> None:
     ax.set_ylabel(f"$x_{j + 1}$")
 
 
-def samples(x, data_info: dict, path: Path) -> Path:
+def samples(x, data_info: dict, path: Path | None = None):
     """Samples as an image grid when the data are images, else as a scatter of two coordinates."""
     x = np.asarray(x)
     if data_info.get("image_shape"):
@@ -208,7 +211,7 @@ def _references(ax, refs: dict[str, float]) -> None:
         ax.axhline(value, color="k", ls=("--", ":")[k % 2], lw=1, label=f"{label} ({value:.3f})")
 
 
-def fa_learning(trace: dict, path: Path) -> Path:
+def fa_learning(trace: dict, path: Path | None = None):
     """The tutorial's Experiment 1: test ELBO and exact evidence over the first steps, with insets."""
     fig = _figure(7.5, 4.8)
     ax = fig.subplots()
@@ -234,7 +237,7 @@ def fa_learning(trace: dict, path: Path) -> Path:
     return _save(fig, path)
 
 
-def fa_alternating(trace: dict, path: Path) -> Path:
+def fa_alternating(trace: dict, path: Path | None = None):
     """The tutorial's Experiment 2: freezing one side at a time makes AEVB climb like EM."""
     fig = _figure(7.5, 4.6)
     ax = fig.subplots()

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from aevb import atomic, figures, models, provenance, runs
-from aevb.config import build_config, read_toml
+from aevb.config import RunConfig, build_config, read_toml
 from aevb.errors import AevbError
 from aevb.evaluate import evaluate
 from aevb.pretrained import PREFIX
@@ -41,6 +41,15 @@ def recipe(name: str) -> dict:
     return read_toml(recipe_path(name))
 
 
+def config(name: str, data_dir: str | None = None, **train) -> RunConfig:
+    """Recipe `name` as a RunConfig, with training options (epochs=, max_steps=, seed= ...) laid
+    over it as the command line's flags would be: `runs.train(config("vae-tutorial"), out)`."""
+    raw = recipe(name)
+    flags = {"data": {} if data_dir is None else {"data_dir": data_dir}, "train": train}
+    return build_config(raw["model"], models.get(raw["model"]),
+                        [(str(recipe_path(name)), raw), ("command line", flags)])
+
+
 def default_out(name: str) -> Path:
     return Path("runs") / "reproduce" / name
 
@@ -66,11 +75,7 @@ def reproduce(name: str, out: Path, pretrained: bool = False, data_dir: str | No
         if resume:
             runs.resume(run, overrides, quiet)
         else:
-            cls = models.get(raw["model"])
-            flags = {"data": {} if data_dir is None else {"data_dir": data_dir}, "train": overrides}
-            cfg = build_config(raw["model"], cls, [(str(recipe_path(name)), raw),
-                                                   ("command line", flags)])
-            runs.train(cfg, run, quiet)
+            runs.train(config(name, data_dir, **overrides), run, quiet)
     written = figures.write(run, out / "figures", data_dir=data_dir) if with_figures else []
     model, cfg, data, meta = runs.open_run(run, device, data_dir=data_dir)
     reference = raw.get("reference")

@@ -89,13 +89,15 @@ class LatentModel(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, c: torch.Tensor | None = None, mode: str = "sample") -> torch.Tensor:
-        """n draws from p(x | c), shape (n, D...). `mode` says what is shown of p(x|z):
-
-        "sample" a draw x ~ p(x|z); "mean" E[x|z]; "param" the decoder's parameter (the
-        Bernoulli or continuous-Bernoulli probability, the Gaussian mean), which is what the
-        tutorial's figures show.
-        """
+        """n draws from p(x | c), shape (n, D...); `mode` as in `decode`."""
         z = self.prior(c).sample(() if c is not None else (n,))  # (n, Dz)
+        return self.decode(z, c, mode)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, c: torch.Tensor | None = None, mode: str = "param") -> torch.Tensor:
+        """What is shown of p(x | z, c), (n, D...) for z (n, Dz): "sample" a draw x ~ p(x|z);
+        "mean" E[x|z]; "param" the decoder's parameter (the Bernoulli or continuous-Bernoulli
+        probability, the Gaussian mean), which is what the tutorial's figures show."""
         px = self.likelihood(z, c)
         if mode == "sample":
             return px.sample()
