@@ -141,6 +141,22 @@ def test_hungarian_matching_is_one_to_one_with_more_clusters_than_labels():
     assert clustering.accuracy(clusters, labels, 3, 2) == pytest.approx(4 / 6)  # a greedy map: 1.0
 
 
+def test_purity_lets_clusters_share_a_label_and_is_never_below_accuracy():
+    labels = np.array([0, 0, 0, 0, 1, 1])
+    clusters = np.array([0, 0, 1, 1, 2, 2])  # label 0 split over clusters 0 and 1
+    assert clustering.purity(clusters, labels, 3, 2) == 1.0  # Hungarian: 4/6, above
+    # two labels merged in one cluster and another label split over two: each cluster takes its
+    # most frequent label, so the merged cluster counts only its larger label
+    labels = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 2])
+    clusters = np.array([0, 0, 0, 0, 0, 1, 1, 1, 2, 2])
+    assert clustering.purity(clusters, labels, 3, 3) == pytest.approx(8 / 10)
+    assert clustering.accuracy(clusters, labels, 3, 3) == pytest.approx(6 / 10)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        y, c = rng.integers(0, 4, 30), rng.integers(0, 4, 30)
+        assert clustering.purity(c, y, 4, 4) >= clustering.accuracy(c, y, 4, 4)
+
+
 def test_cluster_metrics_come_from_q_y_given_x():
     model = small_gmvae()
     x = (torch.rand(50, D) > 0.5).float()
@@ -150,5 +166,6 @@ def test_cluster_metrics_come_from_q_y_given_x():
     q = model.cluster_log_probs(x).exp()
     assigned = q.argmax(1).numpy()
     assert found["cluster_accuracy"] == clustering.accuracy(assigned, data.test.y.numpy(), C, 3)
+    assert found["cluster_purity"] == clustering.purity(assigned, data.test.y.numpy(), C, 3)
     assert found["qy_entropy"] == pytest.approx(-(q * q.log()).sum(1).mean().item(), rel=1e-5)
     assert 0 <= found["nmi"] <= 1

@@ -144,8 +144,9 @@ def cluster_assignments(model: LatentModel, data: Data, split: str = "test", bat
 
 def cluster_metrics(model: LatentModel, data: Data, split: str = "test", batch_size: int = 1000,
                     seed: int = 0) -> dict:
-    """cluster_accuracy (Hungarian matching) and nmi against the split's labels, where it has
-    them, and the mean entropy of q(y|x) in nats (0: every point sure of its cluster)."""
+    """cluster_accuracy (Hungarian matching), cluster_purity (many-to-one) and nmi against the
+    split's labels, where it has them, and the mean entropy of q(y|x) in nats (0: every point
+    sure of its cluster)."""
     a = cluster_assignments(model, data, split, batch_size, seed)
     result: dict = {}
     labels = data.split(split).y
@@ -153,6 +154,7 @@ def cluster_metrics(model: LatentModel, data: Data, split: str = "test", batch_s
         clusters, y = a["cluster"].numpy(), labels.cpu().numpy()
         n_clusters, n_labels = model.n_clusters, len(data.classes)
         result["cluster_accuracy"] = clustering.accuracy(clusters, y, n_clusters, n_labels)
+        result["cluster_purity"] = clustering.purity(clusters, y, n_clusters, n_labels)
         result["nmi"] = clustering.nmi(clusters, y)
     result["qy_entropy"], result["qy_entropy_se"] = mean_se(a["entropy"])
     return result

@@ -50,6 +50,7 @@ def learning_curve(metrics: list[dict], path: Path | None = None, title: str = "
     if clusters:
         ax = axes[1]
         for key, name, color in (("test_cluster_accuracy", "cluster accuracy", "C3"),
+                                 ("test_cluster_purity", "cluster purity", "C1"),
                                  ("test_nmi", "NMI", "C2")):
             shown = [m for m in metrics if key in m]
             if shown:
