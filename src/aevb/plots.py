@@ -34,7 +34,7 @@ def _save(fig, path: Path | None):
 
 def learning_curve(metrics: list[dict], path: Path | None = None, title: str = ""):
     """Train and test ELBO per epoch, in nats per datapoint; beside it the test cluster accuracy
-    (and NMI) for models that log them."""
+    (with purity and NMI) for models that log them."""
     clusters = any("test_cluster_accuracy" in m for m in metrics)
     fig = _figure(10.0 if clusters else 5.5, 3.6)
     axes = fig.subplots(1, 2 if clusters else 1, squeeze=False)[0]
