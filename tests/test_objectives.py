@@ -100,12 +100,12 @@ def test_analytic_and_monte_carlo_elbo_agree(fa_and_x):
 
 
 class _TableModel:
-    """A stand-in whose `terms` hands out precomputed log-weights in order."""
+    """A stand-in whose `iwae_terms` hands out precomputed log-weights in order."""
 
     def __init__(self, table):
         self.table, self.used = table, 0
 
-    def terms(self, x, c=None, k=1):
+    def iwae_terms(self, x, c=None, k=1):
         lw = self.table[self.used: self.used + k]
         self.used += k
         zero = torch.zeros_like(lw)

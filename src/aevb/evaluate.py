@@ -29,6 +29,8 @@ _IWAE_ELEMENTS = 1 << 22
 # likelihood's elementwise work (2.5x faster again for the VAE). The draws still come from aten's
 # normal_ on the seeded global stream, so compiled and eager estimates agree to float rounding.
 COMPILE_IWAE_FROM = 1000
+# Datapoints per IWAE slice (see _iwae_in_slices).
+_IWAE_SLICE = 100
 
 
 @contextmanager
@@ -79,9 +81,7 @@ def per_datapoint(model: LatentModel, data: Data, split: str = "test", batch_siz
             x, c = batch.x, model.condition(batch)
             out["elbo"].append(elbo(model.terms(x, c, elbo_samples)))
             if iwae_samples:  # the bar moves with every chunk of draws: K = 5000 takes minutes
-                chunk = max(1, _IWAE_ELEMENTS // (x.shape[0] * x[0].numel()))  # draws at once
-                out["iwae"].append(iwae(model, x, c, iwae_samples, chunk, chunk_fn=chunk_fn,
-                                        on_chunk=lambda f, n=x.shape[0]: bar.update(f * n)))
+                out["iwae"].append(_iwae_in_slices(model, x, c, iwae_samples, chunk_fn, bar))
             else:
                 bar.update(x.shape[0])
             if model.has_exact_log_prob:
@@ -91,6 +91,18 @@ def per_datapoint(model: LatentModel, data: Data, split: str = "test", batch_siz
     sizes = _batch_sizes(len(s), batch_size)
     like = torch.empty(0, device=device)
     return {k: distributed.gather_batches(v, sizes, like=like).cpu() for k, v in out.items()}
+
+
+def _iwae_in_slices(model: LatentModel, x, c, k: int, chunk_fn, bar) -> torch.Tensor:
+    """IWAE_K of a batch, (B,), in slices of _IWAE_SLICE datapoints. Every chunk of draws runs the
+    encoder again, so a chunk should hold many draws: about 50 per slice, not 5 per 1000 points."""
+    parts = []
+    for i in range(0, x.shape[0], _IWAE_SLICE):
+        xs, cs = x[i:i + _IWAE_SLICE], None if c is None else c[i:i + _IWAE_SLICE]
+        chunk = max(1, _IWAE_ELEMENTS // (xs.shape[0] * xs[0].numel()))  # draws at once
+        parts.append(iwae(model, xs, cs, k, chunk, chunk_fn=chunk_fn,
+                          on_chunk=lambda f, n=xs.shape[0]: bar.update(f * n)))
+    return torch.cat(parts)
 
 
 def _batch_sizes(n: int, batch_size: int) -> list[int]:

@@ -11,10 +11,11 @@ ELBO <= IWAE_K <= log p(x), and IWAE_K -> log p(x) as K grows.
 With a discrete y summed out (terms with a component axis C and q(y|x) in `log_qy`):
 
     ELBO   = sum_y q(y|x) [ELBO_y - log q(y|x)]                ELBO_y: the above, for y = c
-    IWAE_K = log (1/K) sum_k sum_y p(x, y, z_ky) / q(z_ky | x, y),   z_ky ~ q(z | x, y)
+    IWAE_K = log (1/K) sum_k p(x, z_k) / q(z_k | x),   z_k ~ q(z|x) = sum_y q(y|x) q(z|x,y)
 
-The IWAE weight of draw k sums over y inside the log; its expectation is sum_y p(x, y) = p(x), so
-it stays a valid bound (one stratified draw per component; q(y|x) cancels out of it).
+with y summed out of both densities, p(x, z) = p(x|z) sum_y p(y) p(z|y) (`LatentModel.iwae_terms`).
+`log_weights` also takes the training terms, one draw z_ky per component: their weight
+sum_y p(x, y, z_ky) / q(z_ky | x, y) sums over y inside the log and has expectation p(x) too.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def elbo(t: Terms, analytic_kl: bool = True) -> torch.Tensor:
 
 def chunk_logsumexp(model: LatentModel, x: torch.Tensor, c: torch.Tensor | None, k: int) -> torch.Tensor:
     """log sum_k p(x, z_k) / q(z_k | x) over k fresh draws, (B,): one chunk of IWAE_K."""
-    return torch.logsumexp(log_weights(model.terms(x, c, k)), dim=0)
+    return torch.logsumexp(log_weights(model.iwae_terms(x, c, k)), dim=0)
 
 
 def iwae(model: LatentModel, x: torch.Tensor, c: torch.Tensor | None = None, k: int = 100,

@@ -87,6 +87,11 @@ class LatentModel(nn.Module):
             kl = None
         return Terms(log_px=px.log_prob(x), log_pz=pz.log_prob(z), log_qz=qz.log_prob(z), kl=kl)
 
+    def iwae_terms(self, x: torch.Tensor, c: torch.Tensor | None = None, k: int = 1) -> Terms:
+        """The K draws that `objectives.iwae` weighs: those of `terms`, unless a model has a
+        better proposal for evaluation (the GMVAE draws y instead of one z per component)."""
+        return self.terms(x, c, k)
+
     @torch.no_grad()
     def sample(self, n: int, c: torch.Tensor | None = None, mode: str = "sample") -> torch.Tensor:
         """n draws from p(x | c), shape (n, D...); `mode` as in `decode`."""
