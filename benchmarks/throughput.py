@@ -77,8 +77,12 @@ class AevbLoop:
         from torch.utils.flop_counter import FlopCounterMode
 
         b = next(self.batches)
-        with FlopCounterMode(display=False) as counter:  # runs eagerly (see Trainer.train_step)
+        # Count on an eager step: a compiled function first called under a dispatch mode is given
+        # up by dynamo for good, and every later step would then run eagerly.
+        compiled, self.trainer.compiled = self.trainer.compiled, None
+        with FlopCounterMode(display=False) as counter:
             self.trainer.train_step(b.x, self.trainer.model.condition(b))
+        self.trainer.compiled = compiled
         self.flops = counter.get_total_flops() / batch_size  # per image, forward and backward
         self.run(3)  # compiles here when compile is on
 

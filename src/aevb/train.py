@@ -56,6 +56,13 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+# Flush denormal floats to zero on the CPU (FTZ and DAZ). Adam's first moment of a weight whose
+# gradient stays at zero for a while (a pixel that is rarely on, a dead unit) decays by beta1 per
+# step below 1e-38, where x86 arithmetic is many times slower: a VAE's fused Adam step took 6.7 ms
+# instead of 0.9 ms. Threads take the mode of the thread that creates them, so it is set on import,
+# before torch starts its thread pool. Values that small change no update (Adam's eps is 1e-8).
+torch.set_flush_denormal(True)
+
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
 # Compiling takes 10 s to 2 min on a laptop CPU and saves up to a quarter of each step: `compile = None`
