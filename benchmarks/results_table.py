@@ -1,6 +1,6 @@
 """The README's results table, printed from the gallery's results.json files and the model cards.
 
-    python benchmarks/results_table.py                 # reads docs/gallery/*/results.json
+    python benchmarks/results_table.py    # reads docs/gallery/*/results.json, benchmarks/results/*-sweep/
 
 Each gallery folder is the output of `aevb reproduce NAME --pretrained --out docs/gallery/NAME`
 (or, for recipes without a shipped model, of training it), so every number in the table comes
@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from aevb import pretrained
+from aevb import pretrained, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,12 +44,41 @@ def ours(r: dict) -> str:
     m, headline = r["metrics"], (r["reference"] or {}).get("metric")
     shown = {
         "log_likelihood": lambda: f"log p(x) {fmt(m['log_likelihood'])}",
-        "cluster_accuracy": lambda: f"accuracy {m['cluster_accuracy']:.3f} (NMI {m['nmi']:.3f})",
+        "cluster_accuracy": lambda: (f"accuracy {m['cluster_accuracy']:.3f} ("
+                                     + (f"purity {m['cluster_purity']:.3f}, "
+                                        if "cluster_purity" in m else "")
+                                     + f"NMI {m['nmi']:.3f})"),
         "elbo": lambda: f"ELBO {fmt(m['elbo'])} (s.e. {m['elbo_se']:.2f})",
         "iwae": lambda: f"IWAE_{m['iwae_samples']} {fmt(m['iwae'])} (s.e. {m['iwae_se']:.2f})",
     }
     keys = sorted((k for k in shown if k in m), key=lambda k: k != headline)
     return "; ".join(f"**{shown[k]()}**" if k == headline else shown[k]() for k in keys)
+
+
+def seeds_row(folder: Path) -> str:
+    """One row for a sweep kept in benchmarks/results/NAME-sweep/ (each seed's results.json):
+    the median over seeds, with the range, as `aevb sweep` summarises it."""
+    found = {int(p.name.split("-")[1]): json.loads(p.read_text())
+             for p in sorted(folder.glob("seed-*-results.json"))}
+    first = next(iter(found.values()))
+    ref, model = first["reference"] or {}, first["model"]
+    summary = sweep.summarise({s: r["metrics"] for s, r in found.items()})
+
+    def spread(key: str, digits: int) -> str:
+        v = summary[key]
+        return f"{v['median']:.{digits}f} ({v['min']:.{digits}f} to {v['max']:.{digits}f})"
+
+    shown = f"**median accuracy {spread('cluster_accuracy', 3)}**"
+    if "cluster_purity" in summary:
+        shown += f"; purity {spread('cluster_purity', 3)}"
+    shown += f"; ELBO {spread('elbo', 2)}"
+    minutes = sorted(r["training_seconds"] / 60 for r in found.values())
+    seeds = ",".join(str(s) for s in sorted(found))
+    return (f"| {model.upper()} | `{first['recipe']}`, {len(found)} seeds | {ref.get('value', '')} "
+            f"({ref.get('metric', '')}) | {shown} [seeds {seeds}, {first['epochs']} epochs each] | "
+            f"{DEFINITIONS[model]}; median and range over the seeds | "
+            f"{minutes[0]:.0f} to {minutes[-1]:.0f} min each | "
+            f"`aevb sweep {first['recipe']} --seeds {seeds}` |")
 
 
 def main() -> None:
@@ -74,6 +103,8 @@ def main() -> None:
               f"({ref.get('metric', '')}) | {ours(r)} [{who}] | "
               f"{RECIPE_DEFINITIONS.get(r['recipe'], DEFINITIONS[r['model']])} | "
               f"{took} | `aevb reproduce {r['recipe']}` |")
+    for folder in sorted((ROOT / "benchmarks" / "results").glob("*-sweep")):
+        print(seeds_row(folder))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import pytest
 
 from aevb.cli import main
 from aevb.errors import AevbError
-from aevb.sweep import parse_seeds
+from aevb.sweep import parse_seeds, summarise
 
 
 def test_parse_seeds():
@@ -16,6 +16,15 @@ def test_parse_seeds():
     for bad in ("", "a-b", "3,3", "-1", "1-"):
         with pytest.raises(AevbError, match="--seeds"):
             parse_seeds(bad)
+
+
+def test_summary_takes_the_metrics_every_seed_has():
+    """A seed evaluated before a metric existed leaves that metric out of the summary."""
+    per_seed = {1: {"elbo": -80.0, "elbo_se": 0.3, "n": 10},
+                0: {"elbo": -79.0, "elbo_se": 0.2, "cluster_purity": 0.7},
+                2: {"elbo": -78.0, "cluster_purity": 0.6}}
+    summary = summarise(per_seed)
+    assert summary == {"elbo": {"median": -79.0, "min": -80.0, "max": -78.0}}
 
 
 def test_sweep_trains_each_seed_and_tabulates(tmp_path, capsys):

@@ -32,9 +32,11 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def summarise(per_seed: dict[int, dict]) -> dict[str, dict]:
-    """Median, min and max over seeds of every numeric metric (standard errors left out)."""
+    """Median, min and max over seeds of every numeric metric that all seeds have (standard
+    errors left out; a seed evaluated by an older aevb may lack a newer metric)."""
     keys = [k for k, v in next(iter(per_seed.values())).items()
-            if isinstance(v, float) and not k.endswith("_se")]
+            if isinstance(v, float) and not k.endswith("_se")
+            and all(k in m for m in per_seed.values())]
     return {k: {"median": statistics.median(m[k] for m in per_seed.values()),
                 "min": min(m[k] for m in per_seed.values()),
                 "max": max(m[k] for m in per_seed.values())} for k in keys}
