@@ -125,8 +125,8 @@ class GMVAE(LatentModel):
             p(z)     = sum_y p(y) p(z|y)
 
         p(x, z) / q(z | x) is an importance weight with one decoder pass per draw, where `terms`
-        spends C (one z per component). For the trained `gmvae-mnist`, K such draws give a tighter
-        bound than K / C draws per component at the same cost, because q(y|x) is mostly sure.
+        spends C (one z per component). For a trained model, whose q(y|x) is mostly sure, K such
+        draws gave a bound as tight as K / C draws per component or tighter (README, Log-likelihood).
         """
         log_qy = self.cluster_log_probs(x)  # (B, C)
         qz, pz = self.posterior(x), self.prior()  # batch (C, B) and (C, 1)
