@@ -10,7 +10,7 @@ reference; and the achieved FLOP/s as a fraction of the matrix-product peak for 
 which the script measures first. The loops are timed in interleaved turns, so a noisy neighbour
 slows all of them alike. FLOPs per image come from `torch.utils.flop_counter` on one training step
 of aevb's model (forward and backward matrix products). The data are random bytes shaped like
-MNIST: throughput does not depend on pixel values, now that `aevb.train` flushes denormal floats
+MNIST: throughput does not depend on pixel values, now that the script flushes denormal floats
 (with them, random images made Adam's step 7x slower). Compilation happens before the timing.
 """
 
@@ -30,7 +30,7 @@ from tutorial_loops import TUTORIAL_MODELS, train_steps  # noqa: E402
 from aevb import models  # noqa: E402
 from aevb.config import build_config  # noqa: E402
 from aevb.data import Data, Split  # noqa: E402
-from aevb.train import PRECISIONS, Trainer  # noqa: E402
+from aevb.train import PRECISIONS, Trainer, flush_denormals  # noqa: E402
 
 N_IMAGES = 6000
 
@@ -139,6 +139,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=15.0, help="timing per loop and cell (default: 15)")
     p.add_argument("--precision", choices=("fp32", "bf16"), help="override the recipes' precision")
     args = p.parse_args()
+    flush_denormals()  # as the `aevb` command does; the reference loop shares the process
     load = os.getloadavg()[0]
     if load > 0.5:  # two jobs with a thread per core each can run 10-50x slower (OpenMP spin-waits)
         print(f"warning: load average {load:.1f} before the run; another job shares the CPU and "

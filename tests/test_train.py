@@ -190,9 +190,18 @@ def test_fit_reaches_sklearn_on_fresh_data(tmp_path, seed):
     assert abs(ours - theirs) < 0.01, (ours, theirs)
 
 
-def test_training_flushes_denormals():
-    """aevb.train sets flush-to-zero: Adam's moments decayed below 1e-38 made its step 7x slower."""
-    import aevb.train  # noqa: F401  (imported above too; the mode is set on import)
 
-    tiny = torch.tensor([1e-39])  # a denormal float32
-    assert (tiny * 1.0).item() == 0.0
+def test_the_command_flushes_denormals_and_the_library_does_not():
+    """The `aevb` command sets flush-to-zero (Adam's moments decayed below 1e-38 made its step 7x
+    slower); importing aevb leaves the process's floating-point mode alone."""
+    import subprocess
+    import sys
+
+    probe = "import torch; print((torch.tensor([1e-39]) * 1.0).item() == 0.0)"  # 1e-39: a denormal
+    script = ("import sys; from aevb.cli import console; sys.argv = ['aevb', 'pretrained', 'list'];"
+              f"console(); {probe}")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert run.stdout.strip().splitlines()[-1] == "True"
+    import aevb.train  # noqa: F401
+
+    assert (torch.tensor([1e-39]) * 1.0).item() != 0.0

@@ -1,3 +1,3 @@
-from aevb.cli import main
+from aevb.cli import console
 
-raise SystemExit(main())
+raise SystemExit(console())

@@ -354,6 +354,14 @@ def _cmd_pretrained(args) -> int:
     return 0
 
 
+def console() -> int:
+    """The `aevb` command: `main` in a process that flushes denormals (see `train.flush_denormals`)."""
+    from aevb.train import flush_denormals
+
+    flush_denormals()  # before any parallel torch operation starts the thread pool
+    return main()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = {"train": _cmd_train, "evaluate": _cmd_evaluate, "sample": _cmd_sample,

@@ -56,13 +56,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-# Flush denormal floats to zero on the CPU (FTZ and DAZ). Adam's first moment of a weight whose
-# gradient stays at zero for a while (a pixel that is rarely on, a dead unit) decays by beta1 per
-# step below 1e-38, where x86 arithmetic is many times slower: a VAE's fused Adam step took 6.7 ms
-# instead of 0.9 ms. Threads take the mode of the thread that creates them, so it is set on import,
-# before torch starts its thread pool. Values that small change no update (Adam's eps is 1e-8).
-torch.set_flush_denormal(True)
-
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
 # Compiling takes 10 s to 2 min on a laptop CPU and saves up to a quarter of each step: `compile = None`
@@ -73,6 +66,19 @@ COMPILE_FROM_STEPS = 2000
 # MAX_ROLLBACKS of them, since then the problem is not the step size.
 ROLLBACK_LR = 0.5
 MAX_ROLLBACKS = 5
+
+
+def flush_denormals() -> None:
+    """Flush denormal floats to zero on the CPU (FTZ and DAZ), for the whole process.
+
+    Adam's first moment of a weight whose gradient stays at zero for a while (a pixel that is rarely
+    on, a dead unit) decays by beta1 per step below 1e-38, where x86 arithmetic is many times
+    slower: a VAE's fused Adam step took 6.7 ms instead of 0.9 ms. Values that small change no
+    update (Adam's eps is 1e-8). Threads take the mode of the thread that creates them, so call this
+    before torch's first parallel operation. The `aevb` command does; a library leaves the
+    process's floating-point mode to its caller (numpy and hypothesis, for two, expect denormals).
+    """
+    torch.set_flush_denormal(True)
 
 
 def check_options(cfg: TrainConfig, model_cls, device: torch.device) -> None:
