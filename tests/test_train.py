@@ -190,7 +190,6 @@ def test_fit_reaches_sklearn_on_fresh_data(tmp_path, seed):
     assert abs(ours - theirs) < 0.01, (ours, theirs)
 
 
-
 def test_the_command_flushes_denormals_and_the_library_does_not():
     """The `aevb` command sets flush-to-zero (Adam's moments decayed below 1e-38 made its step 7x
     slower); importing aevb leaves the process's floating-point mode alone."""
