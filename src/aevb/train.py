@@ -58,8 +58,9 @@ def resolve_device(name: str) -> torch.device:
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
-# Compiling takes 10 s to 2 min on a laptop CPU and saves up to a quarter of each step: `compile = None`
-# compiles only runs of at least this many steps (about 3 epochs of MNIST at batch 100).
+# Compiling takes 5 s to 3 min on a laptop CPU (the VRNN, with an empty cache) and saves up to a
+# quarter of each step: `compile = None` compiles only runs of at least this many steps (about 3
+# epochs of MNIST at batch 100).
 COMPILE_FROM_STEPS = 2000
 
 # Random numbers inside a compiled graph on the CPU: inductor's own generator (one Philox draw per
