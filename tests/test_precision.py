@@ -125,6 +125,20 @@ def test_compiled_steps_train_like_eager_ones():
     assert values[compiled] == pytest.approx(values[eager], rel=1e-4)
 
 
+@pytest.mark.slow
+def test_compiled_bf16_step_runs_under_autocast():
+    """The trainer enters autocast around the compiled function, not inside it (so AOTAutograd's
+    cache can keep the graph): the compiled step must still run the layers in bf16."""
+    first = {}
+    for precision, compile_ in (("fp32", False), ("bf16", False), ("bf16", True)):
+        tr = tiny_trainer(precision=precision, compile=compile_)
+        batch = next(tr.data.batches(tr.data.train, 16, torch.Generator().manual_seed(1)))
+        torch.manual_seed(5)
+        first[precision, compile_] = tr.train_step(batch.x).item()
+    assert first["bf16", False] != pytest.approx(first["fp32", False], rel=1e-4)  # bf16 shows
+    assert first["bf16", True] == pytest.approx(first["bf16", False], rel=1e-5)
+
+
 @pytest.mark.parametrize("name", ["vae", "gmvae"])
 def test_compiled_iwae_chunks_match_eager(name):
     """Long IWAE evaluations compile their chunks; the draws come from the same seeded stream,

@@ -173,9 +173,8 @@ class Trainer:
         return steps if self.cfg.max_steps is None else min(steps, self.cfg.max_steps)
 
     def _batch_elbo(self, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-        """The training ELBO of each datapoint, (B,)."""
-        with self.autocast:
-            return elbo(self.model.terms(x, c, self.cfg.train_samples))
+        """The training ELBO of each datapoint, (B,); run it under `self.autocast`."""
+        return elbo(self.model.terms(x, c, self.cfg.train_samples))
 
     def _check_shards(self, n: int) -> None:
         """Every rank needs at least one datapoint of every batch, the last one included."""
@@ -200,11 +199,15 @@ class Trainer:
             # One eager forward fills torch.distributions' cache of KL formulas, whose lookup dynamo
             # cannot trace (it would split the graph in three). It draws under fork_rng, so a resumed
             # run draws exactly what an uninterrupted one does.
-            with torch.no_grad(), torch.random.fork_rng(devices=self.rng_devices):
+            with torch.no_grad(), torch.random.fork_rng(devices=self.rng_devices), self.autocast:
                 self._batch_elbo(x, c)
         self.warmed_up = True
         step_fn = self.batch_elbo if self.compiled is None else self.compiled
-        batch_elbo = step_fn(x, c)  # (B,) this rank's shard
+        # Autocast is entered here, outside the compiled function: entered inside it, AOTAutograd's
+        # cache refuses the graph, and every new process traces the joint graph again (10 s of
+        # the VRNN's 22 s of compilation with a warm cache).
+        with self.autocast:
+            batch_elbo = step_fn(x, c)  # (B,) this rank's shard
         # DDP averages the ranks' gradients, so each rank weighs its mean by its share of the
         # global batch: the result is the gradient of the global batch's mean (a factor of 1 on
         # one process)
