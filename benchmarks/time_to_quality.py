@@ -3,6 +3,10 @@
     python benchmarks/time_to_quality.py --data-dir ../shared/data              # all three, ~45 min
     python benchmarks/time_to_quality.py --data-dir ../shared/data --models vae
 
+Run one model per process (`--models NAME`) for the figure a user's `aevb train` sees: on
+2026-11-26 the VRNN, compiled after the other models in one process, took 60 s longer to its first
+evaluation than alone (cause not found; the README has the runs).
+
 For each model both loops train on the full MNIST from the same seed, and every `--every` of an
 epoch the test metric is computed on the whole test set (aevb's `epoch_metrics`, fp32; the
 reference loop's own `test_elbo`, one draw per point, as the tutorial reported it). The VAE's two
