@@ -24,7 +24,7 @@ from sklearn.mixture import GaussianMixture
 from torch import nn
 
 from aevb.clustering import accuracy
-from aevb.data import load
+from aevb.data import load, preprocess
 from aevb.train import flush_denormals
 
 
@@ -46,8 +46,8 @@ def main() -> None:
     args = p.parse_args()
     flush_denormals()
     data = load("mnist", args.data_dir)
-    binarize = lambda x: (x.reshape(len(x), -1).float() / 255 > 0.5).float()  # noqa: E731
-    x_train, x_test = binarize(data.train.x), binarize(data.test.x)
+    x_train, x_test = (preprocess(s.x.reshape(len(s), -1), "binarize-threshold")
+                       for s in (data.train, data.test))
     torch.manual_seed(args.seed)
     encoder = mlp([784, *args.hidden, args.latent_dim])
     decoder = mlp([args.latent_dim, *args.hidden[::-1], 784])

@@ -15,7 +15,6 @@ reference. The data are random bytes, dequantized, as in `throughput.py`.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -26,6 +25,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import AevbLoop, ReferenceLoop, fake_mnist, rates  # noqa: E402
 
+from aevb.data import preprocess  # noqa: E402
+from aevb.models.nets import continuous_bernoulli_log_norm  # noqa: E402
 from aevb.train import flush_denormals  # noqa: E402
 
 
@@ -53,9 +54,7 @@ class PlainLoop:
         mu, sigma = self.mean(h), F.softplus(self.std(h)) + 1e-6
         z = mu + sigma * torch.randn_like(sigma)
         a = self.out(self.dec(z))  # logits
-        u = a.abs().clamp(min=1e-2)  # log C(a) of the continuous Bernoulli, as aevb's nets.py
-        log_norm = torch.where(a.abs() < 1e-2, math.log(2) + a * a / 12,
-                               u.log() - torch.log(-torch.expm1(-u)) + torch.log1p(torch.exp(-u)))
+        log_norm = continuous_bernoulli_log_norm(a)  # the exact log C(a) that aevb's model uses
         log_px = (log_norm - F.binary_cross_entropy_with_logits(a, x, reduction="none")).sum(1)
         kl = 0.5 * (mu * mu + sigma * sigma - 1).sum(1) - sigma.log().sum(1)
         loss = (kl - log_px).mean()
@@ -67,7 +66,7 @@ class PlainLoop:
     def run(self, steps: int) -> None:
         for _ in range(steps):
             idx = torch.randint(len(self.x), (self.bs,), generator=self.gen)
-            x = (self.x[idx].float() + torch.rand(self.bs, 784)) / 256  # dequantized
+            x = preprocess(self.x[idx], "dequantize")
             loss = self.step(x)
         loss.item()  # wait for the last step
 

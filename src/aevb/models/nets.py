@@ -54,10 +54,14 @@ class ContinuousBernoulliLogits(ContinuousBernoulli):
     """
 
     def _cont_bern_log_norm(self) -> torch.Tensor:
-        a = self.logits
-        u = a.abs().clamp(min=1e-2)  # the clamp keeps the unused branch's gradient finite at 0
-        exact = u.log() - torch.log(-torch.expm1(-u)) + torch.log1p(torch.exp(-u))
-        return torch.where(a.abs() < 1e-2, math.log(2) + a * a / 12, exact)
+        return continuous_bernoulli_log_norm(self.logits)
+
+
+def continuous_bernoulli_log_norm(a: torch.Tensor) -> torch.Tensor:
+    """log C of the continuous Bernoulli with logits a, elementwise (see ContinuousBernoulliLogits)."""
+    u = a.abs().clamp(min=1e-2)  # the clamp keeps the unused branch's gradient finite at 0
+    exact = u.log() - torch.log(-torch.expm1(-u)) + torch.log1p(torch.exp(-u))
+    return torch.where(a.abs() < 1e-2, math.log(2) + a * a / 12, exact)
 
 
 class GaussianHead(nn.Module):
