@@ -34,6 +34,9 @@ _TRAIN_FLAGS = {
     "clip_grad": ("train", "rescale each gradient to at most this L2 norm"),
     "on_nan": ("train", "stop, or rollback: on a NaN/inf loss or gradient, restore the last checkpoint "
                         "and halve the learning rate"),
+    "freeze": ("train", "parameters held fixed for the first --freeze-epochs epochs: comma-separated "
+                        "module names, e.g. qy"),
+    "freeze_epochs": ("train", "epochs during which the --freeze parameters do not learn"),
 }
 
 

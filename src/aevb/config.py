@@ -51,6 +51,9 @@ class TrainConfig:
     #                              enough (aevb.train.COMPILE_FROM_STEPS) to repay compiling
     clip_grad: float | None = None  # rescale the gradient to at most this L2 norm (None: no clipping)
     on_nan: str = "stop"  # stop | rollback: what a NaN/inf loss or gradient does (aevb.train)
+    freeze: str = ""  # parameters held fixed for the first freeze_epochs epochs: comma-separated
+    #                   module names (e.g. "qy", the GMVAE's q(y|x)); "" holds none
+    freeze_epochs: int = 0
 
 
 @dataclass
@@ -151,6 +154,8 @@ def check_ranges(cfg: RunConfig) -> None:
     dropout = getattr(m, "dropout", 0.0)
     if not 0 <= dropout < 1:
         raise AevbError(f"{_named('dropout')} must be in [0, 1), got {dropout}")
+    if t.freeze_epochs < 0:
+        raise AevbError(f"{_named('freeze_epochs')} must be at least 0, got {t.freeze_epochs}")
     if t.on_nan not in ("stop", "rollback"):
         raise AevbError(f"{_named('on_nan')} must be stop or rollback, got {t.on_nan!r}")
 

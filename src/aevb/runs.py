@@ -13,11 +13,11 @@ from pathlib import Path
 
 import torch
 
-from aevb import atomic, checkpoints, distributed, models, provenance
+from aevb import atomic, checkpoints, distributed, initialise, models, provenance
 from aevb.config import RunConfig, check_ranges, config_from_dict, flag, replace_checked
 from aevb.data import MODE_SUPPORT, Data, check_support, load
 from aevb.errors import AevbError
-from aevb.train import Trainer, check_options, resolve_device
+from aevb.train import Trainer, check_options, frozen_parameters, resolve_device
 
 
 def prepare_data(cfg: RunConfig, device: torch.device | str = "cpu") -> Data:
@@ -80,12 +80,15 @@ def train(cfg: RunConfig, out: Path, quiet: bool = False, overwrite: bool = Fals
     cls = models.get(cfg.model)
     check_ranges(cfg)
     check_options(cfg.train, cls, device)
+    initialise.check(cfg)
     cfg.model_config = cls.resolve(cfg.model_config, cfg.data.dataset)
     data = prepare_data(cfg, device)
     torch.manual_seed(cfg.train.seed)
     model = checkpoints.build_model(cfg, data_info(data)).to(device)
+    frozen_parameters(model, cfg.train.freeze)  # a bad --freeze fails before the start's minutes
+    start = initialise.start(model, data, cfg, quiet or not distributed.is_main())
     run_meta = {"config": cfg.to_dict(), "data_info": data_info(data), "model": cfg.model,
-                "versions": provenance.versions()}
+                "versions": provenance.versions(), **({"start": start} if start else {})}
     trainer = Trainer(model, data, cfg.train, None, run_meta, quiet)
     state = trainer.state()  # under torchrun every rank takes part; rank 0 writes
     failed = None
@@ -167,7 +170,8 @@ def resume(out: Path, train_overrides: dict | None = None, quiet: bool = False,
     if distributed.is_main():
         atomic.write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
     run_meta = {"config": cfg.to_dict(), "data_info": meta["data_info"], "model": cfg.model,
-                "versions": meta.get("versions"), "resumed_with": provenance.versions()}
+                "versions": meta.get("versions"), "resumed_with": provenance.versions(),
+                **({"start": meta["start"]} if "start" in meta else {})}
     trainer = Trainer(model, data, cfg.train, out, run_meta, quiet)
     trainer.restore(tensors, meta)
     trainer.fit()

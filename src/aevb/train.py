@@ -87,6 +87,19 @@ def flush_denormals() -> None:
     torch.set_flush_denormal(True)
 
 
+def frozen_parameters(model: torch.nn.Module, names: str) -> list[torch.nn.Parameter]:
+    """The parameters of the modules named in `names` ("qy,pz_y"); an unknown name is an error."""
+    params = []
+    for name in filter(None, (n.strip() for n in names.split(","))):
+        try:
+            params += list(model.get_submodule(name).parameters())
+        except AttributeError:
+            tops = ", ".join(n for n, _ in model.named_children())
+            raise AevbError(f"--freeze {name!r}: {type(model).__name__} has no module of that name; "
+                            f"its modules are {tops}") from None
+    return params
+
+
 def check_options(cfg: TrainConfig, model_cls, device: torch.device) -> None:
     """Refuse a precision or compile setting this model or device cannot take (before any file
     is written)."""
@@ -123,6 +136,7 @@ class Trainer:
         self.fused = self.device.type in ("cpu", "cuda")
         self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=self.fused)
         self.named_params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        self.frozen = frozen_parameters(model, cfg.freeze)  # held fixed for cfg.freeze_epochs
         self.no_grad = torch.zeros((), device=self.device)  # stands in for a parameter without one
         self.rng_devices = [self.device] if self.device.type == "cuda" else []  # for fork_rng
         check_options(cfg, type(model), self.device)
@@ -278,6 +292,8 @@ class Trainer:
         """Take the rest of the current epoch's batches, then log and checkpoint; returns early
         after a rollback or a signal."""
         n, bs = len(self.data.train), self.cfg.batch_size
+        for p in self.frozen:  # no gradient, so Adam leaves them (and their moments) alone
+            p.requires_grad_(self.epoch >= self.cfg.freeze_epochs)
         if self.order is None:
             self.order = torch.randperm(n, generator=self.gen, device=self.gen.device)
         bar = tqdm(total=n, initial=min(n, self.batch_in_epoch * bs), unit="img",

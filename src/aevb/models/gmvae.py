@@ -36,6 +36,8 @@ class GMVAEConfig:
     hidden: int = 512  # H, the width of every hidden layer
     layers: int = 2  # hidden layers in each network (at least 1)
     likelihood: str = "bernoulli"  # bernoulli | continuous-bernoulli | gaussian
+    init: str = "random"  # random | autoencoder-umap: where training starts (aevb.initialise)
+    init_epochs: int = 20  # autoencoder-umap: epochs of autoencoder pretraining
 
 
 class GMVAE(LatentModel):
@@ -100,6 +102,22 @@ class GMVAE(LatentModel):
         """E_q[z | x] under the mixture q(z|x) = sum_y q(y|x) q(z|x,y), (B, Dz)."""
         qy = self.cluster_log_probs(x).exp().T[..., None]  # (C, B, 1)
         return (qy * self.posterior(x).mean).sum(0)
+
+    def code(self, x) -> torch.Tensor:
+        """q(z | x, y)'s mean without y's part: a deterministic encoder, for pretraining, (B, Dz)."""
+        return self.qz_head.mean(self.qz_rest(F.relu(self.qz_x(x))))
+
+    @torch.no_grad()
+    def set_components(self, means: torch.Tensor, stds: torch.Tensor, posterior_std: float) -> None:
+        """Start p(z | y=c) at N(means[c], diag(stds[c])^2), both (C, Dz), and q(z | x, y) at the
+        code's mean for every y with std `posterior_std` (y's part and the std's weights zero)."""
+        self.pz_y.mean.weight.copy_(means.T)  # one-hot y picks a column: the mean is A y
+        self.pz_y.mean.bias.zero_()
+        self.pz_y.std.weight.copy_(torch.log(torch.expm1(stds)).T)  # softplus^-1
+        self.pz_y.std.bias.zero_()
+        self.qz_y.weight.zero_()
+        self.qz_head.std.weight.zero_()
+        self.qz_head.std.bias.fill_(math.log(math.expm1(posterior_std)))
 
     def cluster_log_probs(self, x) -> torch.Tensor:
         """log q(y | x), (B, C)."""

@@ -1,0 +1,106 @@
+"""The GMVAE's autoencoder-UMAP start, and holding parameters fixed for the first epochs."""
+
+import json
+import sys
+
+import pytest
+import torch
+
+from aevb import initialise
+from aevb.checkpoints import build_model
+from aevb.cli import main
+from aevb.config import TrainConfig, build_config
+from aevb.data import preprocess
+from aevb.errors import AevbError
+from aevb.models.gmvae import GMVAE
+from aevb.runs import data_info, prepare_data
+from aevb.train import Trainer
+
+SMALL = {"components": 4, "latent_dim": 3, "hidden": 32, "layers": 1}
+
+
+def small_setup(init="random", **train):
+    cfg = build_config("gmvae", GMVAE, [("test", {
+        "model_config": {**SMALL, "init": init, "init_epochs": 30},
+        "data": {"dataset": "mnist-sample"},
+        "train": {"epochs": 1, "batch_size": 100, "precision": "fp32", "compile": False, **train}})])
+    data = prepare_data(cfg)
+    data.train = data.train.head(600)
+    data.test = data.test.head(200)
+    torch.manual_seed(0)
+    return cfg, data, build_model(cfg, data_info(data))
+
+
+def test_frozen_modules_do_not_learn_until_their_epochs_are_over():
+    cfg, data, model = small_setup(freeze="qy, pz_y", freeze_epochs=1)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainer = Trainer(model, data, cfg.train, quiet=True)
+    trainer.fit()
+    for n, p in model.named_parameters():
+        held = n.startswith(("qy.", "pz_y."))
+        assert torch.equal(p, before[n]) == held, n
+    after_first = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainer.cfg.epochs = 2
+    trainer.fit()
+    for n, p in model.named_parameters():
+        assert not torch.equal(p, after_first[n]), n  # from epoch 2 everything learns
+
+
+def test_an_unknown_module_to_freeze_is_named():
+    cfg, data, model = small_setup(freeze="qx")
+    with pytest.raises(AevbError, match=r"--freeze 'qx'.*its modules are qy, qz_x"):
+        Trainer(model, data, cfg.train, quiet=True)
+
+
+def test_freeze_epochs_cannot_be_negative():
+    with pytest.raises(AevbError, match="freeze_epochs"):
+        build_config("gmvae", GMVAE, [("test", {"train": {"freeze_epochs": -1}})])
+    assert TrainConfig().freeze == "" and TrainConfig().freeze_epochs == 0
+
+
+def test_autoencoder_umap_start_sets_the_prior_to_its_clusters():
+    pytest.importorskip("umap")
+    cfg, data, model = small_setup("autoencoder-umap")
+    info = initialise.start(model, data, cfg, quiet=True)
+    assert info["init"] == "autoencoder-umap" and sum(info["cluster_sizes"]) == 600
+    assert info["reconstruction_nats"] < 250  # an autoencoder, not random weights (about 540)
+
+    codes = initialise._map(model.code, data, torch.Generator(), initialise.autocast(
+        torch.device("cpu"), "fp32"))
+    r = torch.as_tensor(initialise.clusters(codes.numpy(), 4, cfg.train.seed), dtype=torch.float32)
+    w = r / r.sum(0)
+    torch.testing.assert_close(model.prior().mean[:, 0], w.T @ codes, atol=1e-4, rtol=1e-4)
+    # q(z|x,y) starts at the code for every y, and q(y|x) has learnt the clusters
+    x = preprocess(data.train.x, data.preprocess)
+    torch.testing.assert_close(model.posterior(x).mean, codes.expand(4, -1, -1), atol=1e-4, rtol=1e-4)
+    agree = (model.cluster_log_probs(x).argmax(1) == r.argmax(1)).float().mean()
+    assert agree > 0.9
+
+
+def test_start_is_reproducible_and_recorded_in_the_run(tmp_path, monkeypatch):
+    pytest.importorskip("umap")
+    args = ["train", "gmvae", "--dataset", "mnist-sample", "--max-steps", "2", "--precision", "fp32",
+            "--components", "3", "--latent-dim", "2", "--hidden", "16", "--layers", "1",
+            "--init", "autoencoder-umap", "--init-epochs", "1", "--quiet"]
+    for name in ("a", "b"):
+        assert main([*args, "--out", str(tmp_path / name)]) == 0
+    from aevb.checkpoints import load
+    (ta, ma), (tb, mb) = load(tmp_path / "a"), load(tmp_path / "b")
+    assert ma["start"]["cluster_sizes"] == mb["start"]["cluster_sizes"]
+    assert sum(ma["start"]["cluster_sizes"]) == 5000
+    torch.testing.assert_close(ta["model/pz_y.mean.weight"], tb["model/pz_y.mean.weight"])
+    saved = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert saved["model_config"]["init"] == "autoencoder-umap"
+
+
+def test_bad_start_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "gmvae", "--dataset", "mnist-sample", "--init", "kmeans", "--out", str(out)])
+    assert code != 0 and not out.exists()
+    assert "unknown init 'kmeans'; choose one of random, autoencoder-umap" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "umap", None)  # as if umap-learn were not installed
+    code = main(["train", "gmvae", "--dataset", "mnist-sample", "--init", "autoencoder-umap",
+                 "--out", str(out)])
+    assert code != 0 and not out.exists()
+    assert 'needs umap-learn; install it with pip install -c constraints.txt -e ".[cluster]"' in \
+        capsys.readouterr().err
