@@ -72,7 +72,9 @@ def seeds_row(folder: Path) -> str:
     if "cluster_purity" in summary:
         shown += f"; purity {spread('cluster_purity', 3)}"
     shown += f"; ELBO {spread('elbo', 2)}"
-    minutes = sorted(r["training_seconds"] / 60 for r in found.values())
+    # a start (aevb.initialise) is training too: its minutes count
+    minutes = sorted((r["training_seconds"] + r.get("start", {}).get("seconds", 0)) / 60
+                     for r in found.values())
     seeds = ",".join(str(s) for s in sorted(found))
     return (f"| {model.upper()} | `{first['recipe']}`, {len(found)} seeds | {ref.get('value', '')} "
             f"({ref.get('metric', '')}) | {shown} [seeds {seeds}, {first['epochs']} epochs each] | "

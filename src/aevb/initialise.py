@@ -13,7 +13,7 @@ gives aevb's GMVAE both, without looking at a label:
    components clusters the embedding: its responsibilities r (N, C) are the start's clusters.
 3. p(z|y=c) starts at the r-weighted mean and std of the codes, and q(z|x,y) at the code with a
    tenth of the clusters' std (`GMVAE.set_components`).
-4. q(y|x) is fitted to r by cross-entropy, for QY_STEPS steps (5 epochs of MNIST).
+4. q(y|x) is fitted to r by cross-entropy, for at least QY_STEPS steps (6 epochs of MNIST).
 
 The recipe (`configs/gmvae-umap.toml`) then holds q(y|x) fixed for its first epochs (`freeze`),
 so that p(z|y), q(z|x,y) and p(x|z) settle on these clusters before q(y|x) learns from the ELBO.
@@ -32,12 +32,12 @@ from tqdm.auto import tqdm
 from aevb.config import RunConfig
 from aevb.data import Data
 from aevb.errors import AevbError
-from aevb.train import autocast, resolve_device
+from aevb.train import autocast
 
 STARTS = ("random", "autoencoder-umap")
 UMAP_DIMS, UMAP_NEIGHBOURS = 10, 20  # N2D's settings for MNIST (with min_dist 0)
 BATCH, LR = 256, 1e-3  # autoencoder and q(y|x) fitting: Adam at this batch size
-QY_STEPS = 1200  # at least; whole epochs, 5 of MNIST's 60,000 images at batch 256
+QY_STEPS = 1200  # rounded up to whole epochs: 6 of MNIST's 235 batches of 256
 POSTERIOR_STD = 0.1  # q(z|x,y)'s starting std, as a fraction of the clusters' mean std
 
 
@@ -61,7 +61,7 @@ def start(model, data: Data, cfg: RunConfig, quiet: bool = False) -> dict:
     if getattr(cfg.model_config, "init", "random") == "random":
         return {}
     began = time.perf_counter()
-    device = resolve_device(cfg.train.device)
+    device = next(model.parameters()).device
     cast = autocast(device, cfg.train.precision)
     gen = torch.Generator(device=data.train.x.device).manual_seed(cfg.train.seed)
     say = (lambda s: None) if quiet else tqdm.write

@@ -96,6 +96,7 @@ def reproduce(name: str, out: Path, pretrained: bool = False, data_dir: str | No
         "epochs": meta["epoch"],
         "steps": meta["step"],
         "training_seconds": round(meta["seconds"], 1),
+        **({"start": meta["start"]} if "start" in meta else {}),  # a pretrained start's measurements
         "figures": [str(p.relative_to(out)) for p in written],
         "date": time.strftime("%Y-%m-%d"),
         "versions": provenance.versions(),
