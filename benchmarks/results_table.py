@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from aevb import pretrained, sweep
+from aevb import initialise, pretrained, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,9 +72,7 @@ def seeds_row(folder: Path) -> str:
     if "cluster_purity" in summary:
         shown += f"; purity {spread('cluster_purity', 3)}"
     shown += f"; ELBO {spread('elbo', 2)}"
-    # a start (aevb.initialise) is training too: its minutes count
-    minutes = sorted((r["training_seconds"] + r.get("start", {}).get("seconds", 0)) / 60
-                     for r in found.values())
+    minutes = sorted(initialise.total_seconds(r) / 60 for r in found.values())
     seeds = ",".join(str(s) for s in sorted(found))
     return (f"| {model.upper()} | `{first['recipe']}`, {len(found)} seeds | {ref.get('value', '')} "
             f"({ref.get('metric', '')}) | {shown} [seeds {seeds}, {first['epochs']} epochs each] | "
@@ -99,7 +97,7 @@ def main() -> None:
             who = f"`{name}` ({card['weights_dtype']}), {r['epochs']} epochs"
         else:
             who = f"trained by the command, {r['epochs']} epochs"
-        t = r["training_seconds"]
+        t = initialise.total_seconds(r)
         took = f"{t:.0f} s" if t < 120 else f"{t / 60:.1f} min"
         print(f"| {r['model'].upper()} | `{r['recipe']}` | {ref.get('value', '')} "
               f"({ref.get('metric', '')}) | {ours(r)} [{who}] | "

@@ -12,7 +12,7 @@ import sys
 import typing
 from pathlib import Path
 
-from aevb import distributed, models
+from aevb import distributed, initialise, models
 from aevb.config import DataConfig, TrainConfig, build_config, field_types, flag, read_toml
 from aevb.errors import AevbError, Interrupted
 
@@ -352,7 +352,7 @@ def _cmd_pretrained(args) -> int:
             shown.append(f"IWAE_{m['iwae_samples']} {m['iwae']:.2f}")
         if "cluster_accuracy" in m:
             shown.append(f"cluster acc {m['cluster_accuracy']:.3f}")
-        minutes = c["training_seconds"] / 60
+        minutes = initialise.total_seconds(c) / 60
         print(f"{name:<{w}} {c['model']:<6} {', '.join(shown):<58} {minutes:>6.1f} min  {c['recipe']}")
     return 0
 

@@ -92,6 +92,12 @@ def start(model, data: Data, cfg: RunConfig, quiet: bool = False) -> dict:
             "cluster_sizes": np.bincount(r.argmax(1), minlength=model.n_clusters).tolist()}
 
 
+def total_seconds(record: dict) -> float:
+    """A run's `training_seconds` plus its start's (a results.json or a model card): the start
+    trains networks too, so a training time leaves it out only by hiding it."""
+    return record["training_seconds"] + record.get("start", {}).get("seconds", 0.0)
+
+
 def clusters(codes: np.ndarray, n: int, seed: int) -> np.ndarray:
     """Responsibilities (N, n) of a full-covariance GMM fitted to a UMAP embedding of `codes`."""
     import umap

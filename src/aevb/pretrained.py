@@ -125,7 +125,8 @@ def export(run: str | Path, name: str, recipe: str, description: str, iwae_sampl
 
     config = cfg.to_dict()
     config["data"]["data_dir"] = None  # the user's own data root, found as `aevb.data` finds it
-    file_meta = {k: meta[k] for k in ("data_info", "step", "epoch", "seconds", "metrics")}
+    file_meta = {k: meta[k] for k in ("data_info", "step", "epoch", "seconds", "metrics", "start")
+                 if k in meta}
     file_meta.update(config=config, model=cfg.model, pretrained=name)
     out_dir.mkdir(parents=True, exist_ok=True)
     weights_path = out_dir / f"{name}.safetensors"
@@ -144,6 +145,7 @@ def export(run: str | Path, name: str, recipe: str, description: str, iwae_sampl
         "epochs": meta["epoch"],
         "steps": meta["step"],
         "training_seconds": round(meta["seconds"], 1),
+        **({"start": meta["start"]} if "start" in meta else {}),  # a pretrained start's measurements
         "trained_on": machine or f"{os.cpu_count()}-core {platform.machine()} CPU",
         "metrics": metrics,
         "metrics_command": f"aevb evaluate pretrained:{name} --json"
