@@ -77,7 +77,8 @@ def start(model, data: Data, cfg: RunConfig, quiet: bool = False) -> dict:
                lambda e, v: say(f"start: autoencoder epoch {e}, reconstruction {v:.2f} nats"))
     codes = _map(model.code, data, gen, cast)  # (N, Dz), in the training split's order
     r = clusters(codes.numpy(), model.n_clusters, cfg.train.seed)  # (N, C)
-    say(f"start: UMAP and a GMM put the codes in clusters of {np.bincount(r.argmax(1)).tolist()} "
+    sizes = np.bincount(r.argmax(1), minlength=model.n_clusters).tolist()  # images per cluster
+    say(f"start: UMAP and a GMM put the codes in clusters of {sizes} "
         f"({time.perf_counter() - began:.0f} s)")
     w = torch.as_tensor(r / r.sum(0), dtype=torch.float32)  # (N, C), each column sums to 1
     means = w.T @ codes  # (C, Dz)
@@ -93,7 +94,7 @@ def start(model, data: Data, cfg: RunConfig, quiet: bool = False) -> dict:
               lambda e, v: say(f"start: q(y|x) epoch {e}, cross-entropy {v:.3f} nats"))
     return {"init": "autoencoder-umap", "seconds": round(time.perf_counter() - began, 3),
             "reconstruction_nats": nll, "qy_cross_entropy_nats": ce,
-            "cluster_sizes": np.bincount(r.argmax(1), minlength=model.n_clusters).tolist()}
+            "cluster_sizes": sizes}
 
 
 def total_seconds(record: dict) -> float:
