@@ -2,6 +2,7 @@
 
     python benchmarks/throughput.py                       # vae, gmvae, vrnn; recipe and large batch
     python benchmarks/throughput.py --models vae --large-batch 512 --seconds 20
+    python benchmarks/throughput.py --device cuda --seconds 5     # on a GPU
 
 For each model and batch size it prints images/s for `aevb`'s `Trainer.train_step` with the
 recipe's precision and compile setting, for the same with compile flipped, and for the reference
@@ -25,27 +26,38 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tutorial_loops import TUTORIAL_MODELS, train_steps  # noqa: E402
+from tutorial_loops import TUTORIAL_MODELS, to_device, train_steps  # noqa: E402
 
 from aevb import models  # noqa: E402
 from aevb.config import build_config  # noqa: E402
 from aevb.data import Data, Split  # noqa: E402
-from aevb.train import PRECISIONS, Trainer, flush_denormals  # noqa: E402
+from aevb.train import PRECISIONS, Trainer, flush_denormals, resolve_device  # noqa: E402
 
 N_IMAGES = 6000
 
 
-def matmul_peak(dtype: torch.dtype | None, seconds: float = 2.0) -> float:
-    """FLOP/s of a large square matrix product, the machine's practical peak for this dtype."""
-    dtype = dtype or torch.float32
-    a = torch.randn(2048, 2048).to(dtype)
-    b = torch.randn(2048, 2048).to(dtype)
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a host clock measures it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(dtype: torch.dtype | None, device: torch.device, seconds: float = 2.0) -> float:
+    """FLOP/s of a large square matrix product, the device's practical peak for this dtype
+    (2048^3 on a CPU; 8192^3 on a GPU, which a smaller product leaves partly idle)."""
+    dtype, size = dtype or torch.float32, 2048 if device.type == "cpu" else 8192
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
     a @ b
+    sync(device)
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         a @ b
         n += 1
-    return 2 * 2048**3 * n / (time.perf_counter() - start)
+        if n % 10 == 0:
+            sync(device)
+    sync(device)
+    return 2 * size**3 * n / (time.perf_counter() - start)
 
 
 def fake_mnist(seed: int = 0) -> Data:
@@ -56,7 +68,7 @@ def fake_mnist(seed: int = 0) -> Data:
                 classes=tuple(str(i) for i in range(10)))
 
 
-def aevb_trainer(name: str, batch_size: int, **train) -> Trainer:
+def aevb_trainer(name: str, batch_size: int, device: torch.device, **train) -> Trainer:
     cls = models.get(name)
     cfg = build_config(name, cls, [("benchmark", {"train": {"batch_size": batch_size, **train}})])
     data = fake_mnist()
@@ -65,15 +77,15 @@ def aevb_trainer(name: str, batch_size: int, **train) -> Trainer:
         for s in (data.train, data.test):
             s.x = s.x.reshape(len(s), 28, 28)
     torch.manual_seed(0)
-    model = cls(cfg.model_config, data.event_shape, 10)
-    return Trainer(model, data, cfg.train, quiet=True)
+    model = cls(cfg.model_config, data.event_shape, 10).to(device)
+    return Trainer(model, data.to(device), cfg.train, quiet=True)
 
 
 class AevbLoop:
     """aevb's `Trainer.train_step` fed by `Data.batches`, timed in chunks of `steps`."""
 
-    def __init__(self, name: str, batch_size: int, **train):
-        self.trainer = aevb_trainer(name, batch_size, **train)
+    def __init__(self, name: str, batch_size: int, device: torch.device, **train):
+        self.trainer = aevb_trainer(name, batch_size, device, **train)
         self.batches = self._batches()
         from torch.utils.flop_counter import FlopCounterMode
 
@@ -90,7 +102,7 @@ class AevbLoop:
     def _batches(self):
         data, bs, gen = self.trainer.data, self.trainer.cfg.batch_size, self.trainer.gen
         while True:
-            order = torch.randperm(len(data.train), generator=gen)
+            order = torch.randperm(len(data.train), generator=gen, device=gen.device)
             for b in data.batches(data.train, bs, gen, order):
                 if len(b.x) == bs:
                     yield b
@@ -105,9 +117,10 @@ class AevbLoop:
 class ReferenceLoop:
     """The tutorial-style loop of `tutorial_loops.py`, timed in chunks of `steps`."""
 
-    def __init__(self, name: str, batch_size: int):
+    def __init__(self, name: str, batch_size: int, device: torch.device):
         torch.manual_seed(0)
-        self.model, self.x, self.bs = TUTORIAL_MODELS[name](), fake_mnist().train.x, batch_size
+        self.model = to_device(TUTORIAL_MODELS[name](), device)
+        self.x, self.bs = fake_mnist().train.x, batch_size  # on the CPU, in the DataLoader
         self.run(2)
 
     def run(self, steps: int) -> None:
@@ -138,15 +151,20 @@ def main() -> None:
                    help="the second batch size; 0 for none (default: 512)")
     p.add_argument("--seconds", type=float, default=15.0, help="timing per loop and cell (default: 15)")
     p.add_argument("--precision", choices=("fp32", "bf16"), help="override the recipes' precision")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     args = p.parse_args()
+    device = resolve_device(args.device)
     flush_denormals()  # as the `aevb` command does; the reference loop shares the process
     load = os.getloadavg()[0]
-    if load > 0.5:  # two jobs with a thread per core each can run 10-50x slower (OpenMP spin-waits)
+    # Two CPU jobs with a thread per core each can run 10-50x slower (OpenMP spin-waits).
+    if load > 0.5 and device.type == "cpu":
         print(f"warning: load average {load:.1f} before the run; another job shares the CPU and "
               "the figures below are not to be trusted", file=sys.stderr)
-    peaks = {name: matmul_peak(dtype) for name, dtype in PRECISIONS.items()}
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; matmul peak (2048^3): "
-          + ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in peaks.items()))
+    peaks = {name: matmul_peak(dtype, device) for name, dtype in PRECISIONS.items()}
+    where = (torch.cuda.get_device_name(device) if device.type == "cuda"
+             else f"{torch.get_num_threads()} threads")
+    print(f"torch {torch.__version__}, {where}; matmul peak: "
+          + ", ".join(f"{k} {v / 1e9:,.0f} GFLOP/s" for k, v in peaks.items()))
     print("| model | batch | precision | compile | aevb img/s | compile flipped | tutorial-style img/s "
           "| ratio | GFLOP per image | aevb GFLOP/s | of peak |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -156,9 +174,9 @@ def main() -> None:
         compile_ = recipe.get("compile") is not False  # unset: on, as for any full-length run
         for bs in dict.fromkeys(b for b in (recipe["batch_size"], args.large_batch) if b):
             loops = {
-                "aevb": AevbLoop(name, bs, precision=precision, compile=compile_),
-                "flipped": AevbLoop(name, bs, precision=precision, compile=not compile_),
-                "reference": ReferenceLoop(name, bs),
+                "aevb": AevbLoop(name, bs, device, precision=precision, compile=compile_),
+                "flipped": AevbLoop(name, bs, device, precision=precision, compile=not compile_),
+                "reference": ReferenceLoop(name, bs, device),
             }
             r = rates(loops, bs, args.seconds)
             flops = loops["aevb"].flops

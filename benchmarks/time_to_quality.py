@@ -2,6 +2,7 @@
 
     python benchmarks/time_to_quality.py --data-dir ../shared/data              # all three, ~45 min
     python benchmarks/time_to_quality.py --data-dir ../shared/data --models vae
+    python benchmarks/time_to_quality.py --data-dir ../shared/data --device cuda   # on a GPU
 
 Run one model per process (`--models NAME`) for the figure a user's `aevb train` sees: on
 2026-11-26 the VRNN, compiled after the other models in one process, took 60 s longer to its first
@@ -36,7 +37,7 @@ import torch
 from torch.distributions import ContinuousBernoulli
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tutorial_loops import TUTORIAL_MODELS, test_elbo, train_steps  # noqa: E402
+from tutorial_loops import TUTORIAL_MODELS, test_elbo, to_device, train_steps  # noqa: E402
 
 from aevb import models  # noqa: E402
 from aevb.checkpoints import build_model  # noqa: E402
@@ -44,7 +45,7 @@ from aevb.config import build_config  # noqa: E402
 from aevb.evaluate import epoch_metrics  # noqa: E402
 from aevb.models.nets import ContinuousBernoulliLogits  # noqa: E402
 from aevb.runs import data_info, prepare_data  # noqa: E402
-from aevb.train import Trainer, flush_denormals  # noqa: E402
+from aevb.train import Trainer, flush_denormals, resolve_device  # noqa: E402
 
 TARGETS = {"vae": 1788.0, "gmvae": -80.5 - math.log(10), "vrnn": -78.3}
 EVERY = {"vae": 0.02, "gmvae": 0.25, "vrnn": 0.2}  # epochs between evaluations
@@ -62,26 +63,33 @@ def normaliser(exact: bool):
         ContinuousBernoulliLogits._cont_bern_log_norm = kept
 
 
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a host clock measures it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def aevb_time(name: str, data_dir: str | None, every: float, budget: float, seed: int,
-              train_overrides: dict, exact: bool) -> tuple[float | None, list]:
+              train_overrides: dict, exact: bool, device: torch.device) -> tuple[float | None, list]:
     """Train aevb's default recipe; returns (training seconds at the first pass or None, trace)."""
     cls = models.get(name)
     cfg = build_config(name, cls, [("benchmark", {"data": {"data_dir": data_dir},
                                                   "train": {"seed": seed, **train_overrides}})])
-    data = prepare_data(cfg)
+    data = prepare_data(cfg, device)
     torch.manual_seed(seed)
-    model = build_model(cfg, data_info(data))  # as `aevb train` builds it
+    model = build_model(cfg, data_info(data)).to(device)  # as `aevb train` builds it
     trainer = Trainer(model, data, cfg.train, quiet=True)
     bs, n = cfg.train.batch_size, len(data.train)
     check = max(1, round(every * n / bs))  # steps between evaluations
     trace, seconds = [], 0.0
     while seconds < budget:
-        order = torch.randperm(n, generator=trainer.gen)
+        order = torch.randperm(n, generator=trainer.gen, device=trainer.gen.device)
         start = time.perf_counter()
         for b in data.batches(data.train, bs, trainer.gen, order):
             trainer.train_step(b.x, model.condition(b))
             trainer.step += 1
             if trainer.step % check == 0:
+                sync(device)
                 seconds += time.perf_counter() - start
                 with normaliser(exact):
                     metric = epoch_metrics(model, data, "test", cfg.train.eval_batch_size, seed,
@@ -98,14 +106,14 @@ def aevb_time(name: str, data_dir: str | None, every: float, budget: float, seed
 
 
 def reference_time(name: str, data_dir: str | None, every: float, budget: float, seed: int,
-                   exact: bool) -> tuple[float | None, list]:
+                   exact: bool, device: torch.device) -> tuple[float | None, list]:
     """Train the tutorial-style loop; returns (training seconds at the first pass or None, trace)."""
     cls = models.get(name)
     cfg = build_config(name, cls, [("benchmark", {"data": {"data_dir": data_dir}})])
     data = prepare_data(cfg)  # only for the raw uint8 pixels; the loop preprocesses them itself
     x_train, x_test = data.train.x.flatten(1), data.test.x.flatten(1)
     torch.manual_seed(seed)
-    model = TUTORIAL_MODELS[name]()
+    model = to_device(TUTORIAL_MODELS[name](), device)
     bs = cfg.train.batch_size
     check = max(1, round(every * len(x_train) / bs))
     trace, seconds, steps = [], 0.0, 0
@@ -133,7 +141,9 @@ def main() -> None:
     p.add_argument("--precision", choices=("fp32", "bf16"), help="override aevb's recipe precision")
     p.add_argument("--torch-normaliser", action="store_true",
                    help="score the VAE with torch's clamped continuous-Bernoulli normaliser")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     args = p.parse_args()
+    device = resolve_device(args.device)
     flush_denormals()  # as the `aevb` command does; the reference loop shares the process
     overrides = {"precision": args.precision} if args.precision else {}
     rows = []
@@ -141,15 +151,16 @@ def main() -> None:
         print(f"{name}: target test ELBO {TARGETS[name]:.2f}", flush=True)
         every = args.every or EVERY[name]
         ref, _ = reference_time(name, args.data_dir, every, args.budget, args.seed,
-                                not args.torch_normaliser)
+                                not args.torch_normaliser, device)
         ours, _ = aevb_time(name, args.data_dir, every, args.budget, args.seed, overrides,
-                            not args.torch_normaliser)
+                            not args.torch_normaliser, device)
         rows.append((name, every, ref, ours))
     fmt = lambda s: "not reached" if s is None else f"{s:,.0f} s"  # noqa: E731
     print(f"\n| model | target test ELBO | evaluated every | tutorial-style loop | aevb default recipe "
           f"| speed-up |  ("
           f"{'torch' if args.torch_normaliser else 'exact'} CB normaliser, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads)")
+          + (torch.cuda.get_device_name(device) if device.type == "cuda"
+             else f"{torch.get_num_threads()} threads") + ")")
     print("| --- | --- | --- | --- | --- | --- |")
     for name, every, ref, ours in rows:
         ratio = f"{ref / ours:.1f}x" if ref and ours else "-"

@@ -100,7 +100,7 @@ class TutorialGMVAE:
         log_qy = F.log_softmax(qy_logits, -1)
         total = (-(qy * log_qy)).sum(-1)  # the entropy of q(y|x)
         for y in range(self.k):  # one pass over x per component, as the notebook did
-            onehot = torch.zeros(x.shape[0], self.k)
+            onehot = torch.zeros(x.shape[0], self.k, device=x.device)
             onehot[:, y] = 1.0
             q = self.qz(torch.cat([x, onehot], -1))
             z = q.rsample()
@@ -127,8 +127,8 @@ class TutorialVRNN:
         x = x.view(-1, 28, 28)
         b = x.shape[0]
         state = None
-        inp = torch.zeros(1, b, 30)
-        total = torch.zeros(b)
+        inp = torch.zeros(1, b, 30, device=x.device)
+        total = torch.zeros(b, device=x.device)
         for t in range(28):
             out, state = self.rnn(inp, state)
             h = out[0]
@@ -150,15 +150,26 @@ def preprocess(x_uint8: torch.Tensor, mode: str) -> torch.Tensor:
     return ((x + torch.rand_like(x)) / 256.0 > 0.5).float()  # the tutorial's threshold
 
 
+def to_device(model, device: torch.device | str):
+    """Move a tutorial model's networks to `device`, as the notebooks' `.to(device)` did. The
+    optimisers keep working: `Module.to` moves each parameter's data in place."""
+    for net in model.nets:
+        net.to(device)
+    model.device = torch.device(device)
+    return model
+
+
 def train_steps(model, x_uint8: torch.Tensor, batch_size: int, steps: int) -> list[float]:
-    """`steps` Adam steps the tutorial's way; returns the per-step losses it kept as floats."""
+    """`steps` Adam steps the tutorial's way; returns the per-step losses it kept as floats.
+    The images stay on the CPU in the DataLoader; each batch moves to the model's device."""
     loader = DataLoader(TensorDataset(x_uint8), batch_size=batch_size, shuffle=True, drop_last=True)
+    device = getattr(model, "device", torch.device("cpu"))
     losses: list[float] = []
     for net in model.nets:
         net.train()
     while len(losses) < steps:
         for (xb,) in loader:
-            x = preprocess(xb, model.preprocess)
+            x = preprocess(xb.to(device), model.preprocess)
             loss = -model.elbo(x).mean()
             for opt in model.optimizers:
                 opt.zero_grad()
@@ -189,10 +200,12 @@ def test_elbo(model, x_uint8: torch.Tensor, batch_size: int = 1000, exact_normal
     for net in model.nets:
         net.eval()
     g = torch.Generator().manual_seed(0)
+    device = getattr(model, "device", torch.device("cpu"))
     total = 0.0
     for i in range(0, len(x_uint8), batch_size):
         xb = x_uint8[i : i + batch_size].float()
-        u = torch.rand(xb.shape, generator=g)
+        u = torch.rand(xb.shape, generator=g)  # on the CPU: the same noise on every device
+        xb, u = xb.to(device), u.to(device)
         x = (xb + u) / 256.0 if model.preprocess == "dequantize" else ((xb + u) / 256.0 > 0.5).float()
         total += float(model.elbo(x).sum())
     for net in model.nets:

@@ -297,6 +297,18 @@ def test_preprocessing_modes():
         D.preprocess(x, "whiten")
 
 
+def test_noise_comes_from_the_generator_so_every_device_sees_one_test_set():
+    x = torch.randint(0, 256, (50, 784), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    u = torch.rand(x.shape, generator=torch.Generator().manual_seed(1))
+    dyn = D.preprocess(x, "binarize-dynamic", torch.Generator().manual_seed(1))
+    assert torch.equal(dyn, (u < x.float() / 255.0).float())
+    if torch.cuda.is_available():  # a CPU generator gives a GPU the same noise (aevb.evaluate)
+        for mode in ("dequantize", "binarize-dynamic"):
+            cpu = D.preprocess(x, mode, torch.Generator().manual_seed(1))
+            gpu = D.preprocess(x.cuda(), mode, torch.Generator().manual_seed(1))
+            assert gpu.is_cuda and torch.equal(gpu.cpu(), cpu)
+
+
 def test_batches_cover_the_split_once():
     data = D.fa_synthetic()
     order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))

@@ -270,15 +270,20 @@ def preprocess(x: torch.Tensor, mode: str, generator: torch.Generator | None = N
     if mode == "unit":
         return x.float() / 255.0
     if mode == "dequantize":  # (pixel + U(0,1)) / 256, a density on [0,1]^D
-        u = torch.rand(x.shape, generator=generator, device=x.device)
-        return (x.float() + u) / 256.0
+        return (x.float() + _uniform(x, generator)) / 256.0
     if mode == "binarize-threshold":
         # The tutorial's (pixel + U(0,1))/256 >= 0.5 holds exactly when pixel >= 128: no noise needed.
         return (x >= 128).float()
     if mode == "binarize-dynamic":  # a fresh Bernoulli(pixel/255) draw every batch
-        u = torch.rand(x.shape, generator=generator, device=x.device)
-        return (u < x.float() / 255.0).float()
+        return (_uniform(x, generator) < x.float() / 255.0).float()
     raise AevbError(f"unknown preprocessing {mode!r}; choose one of {', '.join(PREPROCESS)}")
+
+
+def _uniform(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """U(0,1) noise shaped like x, drawn on the generator's device and moved to x's: with a CPU
+    generator (as `aevb.evaluate` uses), a GPU sees the same noise, so the same test set."""
+    where = x.device if generator is None else generator.device
+    return torch.rand(x.shape, generator=generator, device=where).to(x.device)
 
 
 @dataclass
