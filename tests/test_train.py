@@ -60,6 +60,21 @@ def test_metrics_and_config_are_written(tmp_path):
     assert saved["model_config"]["learn_mean"] is False  # resolved: the tutorial's data is centred
 
 
+def test_learning_rate_decays_on_a_half_cosine_from_its_epoch(tmp_path):
+    trainer = runs.train(fa_config(epochs=3, lr=0.01, lr_decay_from=1), tmp_path / "run", quiet=True)
+    rate, per_epoch, last = trainer.learning_rate, 32, 95  # 1000 points in batches of 32
+    assert [rate(s) for s in (0, per_epoch - 1, per_epoch)] == [0.01, 0.01, 0.01]
+    assert rate(per_epoch + 32) == pytest.approx(0.005)  # halfway through the 64 decaying steps
+    assert 0 < rate(last) < 1e-4 and rate(last + 1) == 0
+    steps = [rate(s) for s in range(last + 1)]
+    assert all(a >= b for a, b in zip(steps, steps[1:], strict=False))
+    assert trainer.opt.param_groups[0]["lr"] == rate(last)  # Adam took the scheduled rate
+    lines = [json.loads(s) for s in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["lr"] for m in lines] == [rate(per_epoch - 1), rate(2 * per_epoch - 1), rate(last)]
+    with pytest.raises(AevbError, match=r"must be an epoch from 0 to epochs - 1 \(2\), got 3"):
+        fa_config(epochs=3, lr_decay_from=3)
+
+
 def test_checkpoint_round_trip(tmp_path):
     trainer = runs.train(fa_config(max_steps=40), tmp_path / "run", quiet=True)
     model, cfg, meta = checkpoints.load_model(tmp_path / "run")

@@ -37,6 +37,8 @@ _TRAIN_FLAGS = {
     "freeze": ("train", "parameters held fixed for the first --freeze-epochs epochs: comma-separated "
                         "module names, e.g. qy"),
     "freeze_epochs": ("train", "epochs during which the --freeze parameters do not learn"),
+    "lr_decay_from": ("train", "from this epoch, lower the learning rate along a half cosine to 0 "
+                               "at the last step; unset: constant"),
 }
 
 

@@ -54,6 +54,8 @@ class TrainConfig:
     freeze: str = ""  # parameters held fixed for the first freeze_epochs epochs: comma-separated
     #                   module names (e.g. "qy", the GMVAE's q(y|x)); "" holds none
     freeze_epochs: int = 0
+    lr_decay_from: int | None = None  # from this epoch the learning rate falls along a half cosine
+    #                                   to 0 at the last planned step (None: constant)
 
 
 @dataclass
@@ -156,6 +158,9 @@ def check_ranges(cfg: RunConfig) -> None:
         raise AevbError(f"{_named('dropout')} must be in [0, 1), got {dropout}")
     if t.freeze_epochs < 0:
         raise AevbError(f"{_named('freeze_epochs')} must be at least 0, got {t.freeze_epochs}")
+    if t.lr_decay_from is not None and not 0 <= t.lr_decay_from < t.epochs:
+        raise AevbError(f"{_named('lr_decay_from')} must be an epoch from 0 to epochs - 1 "
+                        f"({t.epochs - 1}), got {t.lr_decay_from}")
     if t.on_nan not in ("stop", "rollback"):
         raise AevbError(f"{_named('on_nan')} must be stop or rollback, got {t.on_nan!r}")
 

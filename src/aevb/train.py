@@ -186,6 +186,17 @@ class Trainer:
         steps = self.cfg.epochs * self.steps_per_epoch
         return steps if self.cfg.max_steps is None else min(steps, self.cfg.max_steps)
 
+    def learning_rate(self, step: int) -> float:
+        """Adam's rate for gradient step `step` (0-based): cfg.lr, or with lr_decay_from set, cfg.lr
+        until that epoch and then a half cosine down to 0 at the last planned step. A function of
+        the step alone, so a resumed run follows the same schedule."""
+        if self.cfg.lr_decay_from is None:
+            return self.cfg.lr
+        start = self.cfg.lr_decay_from * self.steps_per_epoch
+        span = max(1, self.planned_steps - start)
+        done = min(max(step - start, 0), span) / span
+        return self.cfg.lr * 0.5 * (1 + math.cos(math.pi * done))
+
     def _batch_elbo(self, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         """The training ELBO of each datapoint, (B,); run it under `self.autocast`."""
         return elbo(self.model.terms(x, c, self.cfg.train_samples))
@@ -229,6 +240,9 @@ class Trainer:
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         bad = self._faults(loss)  # (1 + P,) on the device: no sync
+        if self.cfg.lr_decay_from is not None:
+            for group in self.opt.param_groups:
+                group["lr"] = self.learning_rate(self.step)
         if self.fused:
             self.opt.found_inf = bad.any().float()  # 1 skips the whole update (GradScaler's hook)
             self.opt.step()
@@ -410,6 +424,8 @@ class Trainer:
         }
         if not complete:
             record["partial"] = True  # the run stopped mid-epoch (--max-steps)
+        if self.cfg.lr_decay_from is not None:
+            record["lr"] = self.learning_rate(self.step - 1)  # the rate of the epoch's last step
         return record
 
     def _log(self, record: dict) -> None:
