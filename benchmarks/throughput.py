@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tutorial_loops import TUTORIAL_MODELS, to_device, train_steps  # noqa: E402
+from tutorial_loops import TUTORIAL_MODELS, describe, sync, to_device, train_steps  # noqa: E402
 
 from aevb import models  # noqa: E402
 from aevb.config import build_config  # noqa: E402
@@ -34,12 +34,6 @@ from aevb.data import Data, Split  # noqa: E402
 from aevb.train import PRECISIONS, Trainer, flush_denormals, resolve_device  # noqa: E402
 
 N_IMAGES = 6000
-
-
-def sync(device: torch.device) -> None:
-    """Wait for the device's queued work, so that a host clock measures it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def matmul_peak(dtype: torch.dtype | None, device: torch.device, seconds: float = 2.0) -> float:
@@ -161,9 +155,7 @@ def main() -> None:
         print(f"warning: load average {load:.1f} before the run; another job shares the CPU and "
               "the figures below are not to be trusted", file=sys.stderr)
     peaks = {name: matmul_peak(dtype, device) for name, dtype in PRECISIONS.items()}
-    where = (torch.cuda.get_device_name(device) if device.type == "cuda"
-             else f"{torch.get_num_threads()} threads")
-    print(f"torch {torch.__version__}, {where}; matmul peak: "
+    print(f"torch {torch.__version__}, {describe(device)}; matmul peak: "
           + ", ".join(f"{k} {v / 1e9:,.0f} GFLOP/s" for k, v in peaks.items()))
     print("| model | batch | precision | compile | aevb img/s | compile flipped | tutorial-style img/s "
           "| ratio | GFLOP per image | aevb GFLOP/s | of peak |")

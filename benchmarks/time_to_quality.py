@@ -37,7 +37,7 @@ import torch
 from torch.distributions import ContinuousBernoulli
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tutorial_loops import TUTORIAL_MODELS, test_elbo, to_device, train_steps  # noqa: E402
+from tutorial_loops import TUTORIAL_MODELS, describe, sync, test_elbo, to_device, train_steps  # noqa: E402
 
 from aevb import models  # noqa: E402
 from aevb.checkpoints import build_model  # noqa: E402
@@ -61,12 +61,6 @@ def normaliser(exact: bool):
         yield
     finally:
         ContinuousBernoulliLogits._cont_bern_log_norm = kept
-
-
-def sync(device: torch.device) -> None:
-    """Wait for the device's queued work, so that a host clock measures it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def aevb_time(name: str, data_dir: str | None, every: float, budget: float, seed: int,
@@ -159,8 +153,7 @@ def main() -> None:
     print(f"\n| model | target test ELBO | evaluated every | tutorial-style loop | aevb default recipe "
           f"| speed-up |  ("
           f"{'torch' if args.torch_normaliser else 'exact'} CB normaliser, torch {torch.__version__}, "
-          + (torch.cuda.get_device_name(device) if device.type == "cuda"
-             else f"{torch.get_num_threads()} threads") + ")")
+          f"{describe(device)})")
     print("| --- | --- | --- | --- | --- | --- |")
     for name, every, ref, ours in rows:
         ratio = f"{ref / ours:.1f}x" if ref and ours else "-"

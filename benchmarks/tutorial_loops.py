@@ -3,7 +3,8 @@
 Same architectures and recipes as `aevb`'s defaults, but in the tutorial's style: a module per
 network, each returning a `torch.distributions` object, a TensorDataset + DataLoader, one Adam per
 network, and a `float()` of the loss every step (a host synchronisation). Nothing in `aevb`
-imports this file; `throughput.py` and `time_to_quality.py` time it beside `aevb`'s trainer.
+imports this file; `throughput.py` and `time_to_quality.py` time it beside `aevb`'s trainer, and
+share its two timing helpers (`sync`, `describe`).
 
 The VRNN keeps the tutorial's `sample()` (no gradient through z_t into the encoder), because this
 file reproduces the tutorial's code, faults included; `aevb` uses `rsample()`.
@@ -148,6 +149,19 @@ def preprocess(x_uint8: torch.Tensor, mode: str) -> torch.Tensor:
     if mode == "dequantize":
         return (x + torch.rand_like(x)) / 256.0
     return ((x + torch.rand_like(x)) / 256.0 > 0.5).float()  # the tutorial's threshold
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a host clock measures it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def describe(device: torch.device) -> str:
+    """What ran the benchmark, for its table: the GPU's name, or the CPU's thread count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{torch.get_num_threads()} threads"
 
 
 def to_device(model, device: torch.device | str):

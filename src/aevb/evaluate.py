@@ -101,10 +101,9 @@ def per_datapoint(model: LatentModel, data: Data, split: str = "test", batch_siz
 def _iwae_in_slices(model: LatentModel, x, c, k: int, chunk_fn, bar) -> torch.Tensor:
     """IWAE_K of a batch, (B,), in slices of _IWAE_SLICE datapoints. Every chunk of draws runs the
     encoder again, so a chunk should hold many draws: about 50 per slice, not 5 per 1000 points."""
-    parts = []
+    parts, elements = [], _IWAE_ELEMENTS.get(x.device.type, _IWAE_ELEMENTS["cpu"])
     for i in range(0, x.shape[0], _IWAE_SLICE):
         xs, cs = x[i:i + _IWAE_SLICE], None if c is None else c[i:i + _IWAE_SLICE]
-        elements = _IWAE_ELEMENTS.get(x.device.type, _IWAE_ELEMENTS["cpu"])
         chunk = max(1, elements // (xs.shape[0] * xs[0].numel()))  # draws at once
         parts.append(iwae(model, xs, cs, k, chunk, chunk_fn=chunk_fn,
                           on_chunk=lambda f, n=xs.shape[0]: bar.update(f * n)))
