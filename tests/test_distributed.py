@@ -55,7 +55,9 @@ def aevb(tmp_path: Path, argv: list[str], procs: int = 1, noise: bool = True,
     return done
 
 
-@pytest.mark.parametrize("model, compile_", [("vae", False), ("vrnn", False), ("vae", True)])
+# The eager VAE case (12 s) is slow-only: the compiled VAE and the eager VRNN cover both paths.
+@pytest.mark.parametrize("model, compile_", [pytest.param("vae", False, marks=pytest.mark.slow),
+                                             ("vrnn", False), ("vae", True)])
 def test_two_processes_match_one_without_noise(tmp_path, model, compile_):
     argv = [*MODELS[model], "--compile" if compile_ else "--no-compile"]  # DDP under torch.compile too
     aevb(tmp_path, [*argv, "--out", tmp_path / "one"], noise=False)

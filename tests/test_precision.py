@@ -159,3 +159,22 @@ def test_compiled_iwae_chunks_match_eager(name):
         with seeded(0, torch.device("cpu")):
             fused = iwae(model, x, None, 40, 10, chunk_fn=compiled)
     torch.testing.assert_close(fused, eager, rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["gmvae", pytest.param("vrnn", marks=pytest.mark.slow)])
+def test_compiled_step_saves_no_relu_masks(name):
+    """On the CPU the compiled step recomputes each ReLU's mask from the activation it keeps
+    (`CPU_PARTITION_OPTIONS`): a saved bool mask costs 7 ns per element to read back."""
+    tr = tiny_trainer(name, compile=True)
+    batch = next(tr.data.batches(tr.data.train, 16, torch.Generator().manual_seed(1)))
+    torch._dynamo.reset()  # compile here, with this trainer's options, not from an earlier test
+    tr.train_step(batch.x)  # the eager warm-up and the compiled step
+    saved = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved.append(t.dtype)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        tr.train_step(batch.x)
+    assert saved and torch.bool not in saved

@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+import torch._functorch.config  # the partitioner options of CPU_PARTITION_OPTIONS
 from tqdm.auto import tqdm
 
 from aevb import atomic, checkpoints, distributed
@@ -67,6 +68,14 @@ COMPILE_FROM_STEPS = 2000
 # element, per thread) made the VAE's four dropout masks cost 1.4 ms of a 7 ms step at batch 32;
 # aten's is about twice as fast, and it is eager's stream, so compiled and eager runs draw alike.
 CPU_COMPILE_OPTIONS = {"fallback_random": True}
+
+# How AOTAutograd splits a compiled step into forward and backward, on the CPU. By default it may
+# save a view of an activation for a matrix product's backward, and then cannot see that the
+# activation itself is kept: for a ReLU applied to a (T, N, W) or (K, B, W) tensor it saves a
+# bool mask of where the unit was off. Inductor reads bool masks with a branch per element, which
+# mispredicts on the ~50% random pattern of a ReLU: 7 ns per element, against 0.3 ns when the
+# mask is recomputed from the saved activation. Never saving views lets it recompute the mask.
+CPU_PARTITION_OPTIONS = {"recompute_views": True}
 
 # `on_nan = "rollback"`: each fault multiplies the learning rate by ROLLBACK_LR; a run stops after
 # MAX_ROLLBACKS of them, since then the problem is not the step size.
@@ -158,6 +167,7 @@ class Trainer:
             model.compilable and self.planned_steps >= COMPILE_FROM_STEPS)
         options = CPU_COMPILE_OPTIONS if self.device.type == "cpu" else None
         self.compiled = torch.compile(self.batch_elbo, options=options) if compile_ else None
+        self.partition_options = CPU_PARTITION_OPTIONS if self.device.type == "cpu" else {}
         self.warmed_up = False  # whether this process has run its first, eager, step
         self.gen = torch.Generator(device=data.train.x.device).manual_seed(cfg.seed)
         self.step = 0  # gradient steps taken
@@ -231,7 +241,7 @@ class Trainer:
         # Autocast is entered here, outside the compiled function: entered inside it, AOTAutograd's
         # cache refuses the graph, and every new process traces the joint graph again (10 s of
         # the VRNN's 22 s of compilation with a warm cache).
-        with self.autocast:
+        with self.autocast, torch._functorch.config.patch(self.partition_options):
             batch_elbo = step_fn(x, c)  # (B,) this rank's shard
         # DDP averages the ranks' gradients, so each rank weighs its mean by its share of the
         # global batch: the result is the gradient of the global batch's mean (a factor of 1 on
