@@ -165,6 +165,7 @@ def main() -> None:
         precision = args.precision or recipe.get("precision", "fp32")
         compile_ = recipe.get("compile") is not False  # unset: on, as for any full-length run
         for bs in dict.fromkeys(b for b in (recipe["batch_size"], args.large_batch) if b):
+            torch._dynamo.reset()  # each cell compiles afresh, as `aevb train` in its own process
             loops = {
                 "aevb": AevbLoop(name, bs, device, precision=precision, compile=compile_),
                 "flipped": AevbLoop(name, bs, device, precision=precision, compile=not compile_),

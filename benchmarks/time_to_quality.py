@@ -67,6 +67,7 @@ def aevb_time(name: str, data_dir: str | None, every: float, budget: float, seed
               train_overrides: dict, exact: bool, device: torch.device) -> tuple[float | None, list]:
     """Train aevb's default recipe; returns (training seconds at the first pass or None, trace)."""
     cls = models.get(name)
+    torch._dynamo.reset()  # compile afresh, as `aevb train` does in its own process
     cfg = build_config(name, cls, [("benchmark", {"data": {"data_dir": data_dir},
                                                   "train": {"seed": seed, **train_overrides}})])
     data = prepare_data(cfg, device)

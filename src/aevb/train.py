@@ -166,7 +166,12 @@ class Trainer:
         compile_ = cfg.compile if cfg.compile is not None else (
             model.compilable and self.planned_steps >= COMPILE_FROM_STEPS)
         options = CPU_COMPILE_OPTIONS if self.device.type == "cpu" else None
-        self.compiled = torch.compile(self.batch_elbo, options=options) if compile_ else None
+        # dynamic=False: a new batch shape (an epoch's last, smaller batch) gets a graph of its own.
+        # By default dynamo would recompile for it with a symbolic batch size, and that graph, slower
+        # on the CPU, is then the one every batch runs; it also outlives this trainer, so a model
+        # compiled later in the same process started symbolic too (the VRNN: 504 against 715 img/s).
+        self.compiled = (torch.compile(self.batch_elbo, options=options, dynamic=False) if compile_
+                         else None)
         self.partition_options = CPU_PARTITION_OPTIONS if self.device.type == "cpu" else {}
         self.warmed_up = False  # whether this process has run its first, eager, step
         self.gen = torch.Generator(device=data.train.x.device).manual_seed(cfg.seed)
