@@ -166,10 +166,11 @@ class Trainer:
         compile_ = cfg.compile if cfg.compile is not None else (
             model.compilable and self.planned_steps >= COMPILE_FROM_STEPS)
         options = CPU_COMPILE_OPTIONS if self.device.type == "cpu" else None
-        # dynamic=False: a new batch shape (an epoch's last, smaller batch) gets a graph of its own.
-        # By default dynamo would recompile for it with a symbolic batch size, and that graph, slower
-        # on the CPU, is then the one every batch runs; it also outlives this trainer, so a model
-        # compiled later in the same process started symbolic too (the VRNN: 504 against 715 img/s).
+        # dynamic=False: each batch shape (an epoch's last, smaller batch) gets a graph of its own.
+        # By default dynamo recompiles a second shape with a symbolic batch size, and remembers
+        # that per function, so a model compiled later in the same process (the benchmarks build
+        # several trainers) would start symbolic. On the VRNN the two ran at the same speed
+        # (518 against 502 img/s); static graphs keep one trainer's compile from hanging on another's.
         self.compiled = (torch.compile(self.batch_elbo, options=options, dynamic=False) if compile_
                          else None)
         self.partition_options = CPU_PARTITION_OPTIONS if self.device.type == "cpu" else {}
