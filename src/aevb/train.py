@@ -24,7 +24,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
@@ -73,8 +73,9 @@ CPU_COMPILE_OPTIONS = {"fallback_random": True}
 # save a view of an activation for a matrix product's backward, and then cannot see that the
 # activation itself is kept: for a ReLU applied to a (T, N, W) or (K, B, W) tensor it saves a
 # bool mask of where the unit was off. Inductor reads bool masks with a branch per element, which
-# mispredicts on the ~50% random pattern of a ReLU: 7 ns per element, against 0.3 ns when the
-# mask is recomputed from the saved activation. Never saving views lets it recompute the mask.
+# mispredicts on the ~50% random pattern of a ReLU: 4.3 ns per element, against 0.24 ns when the
+# mask is recomputed from the saved activation (benchmarks/relu_masks.py). Never saving views lets
+# it recompute the mask. Patched in only around compiled steps: entering the patch costs up to 50 us a step.
 CPU_PARTITION_OPTIONS = {"recompute_views": True}
 
 # `on_nan = "rollback"`: each fault multiplies the learning rate by ROLLBACK_LR; a run stops after
@@ -170,7 +171,7 @@ class Trainer:
         # By default dynamo recompiles a second shape with a symbolic batch size, and remembers
         # that per function, so a model compiled later in the same process (the benchmarks build
         # several trainers) would start symbolic. On the VRNN the two ran at the same speed
-        # (518 against 502 img/s); static graphs keep one trainer's compile from hanging on another's.
+        # (518 against 502 img/s); static graphs make each trainer's compile independent of others.
         self.compiled = (torch.compile(self.batch_elbo, options=options, dynamic=False) if compile_
                          else None)
         self.partition_options = CPU_PARTITION_OPTIONS if self.device.type == "cpu" else {}
@@ -247,7 +248,9 @@ class Trainer:
         # Autocast is entered here, outside the compiled function: entered inside it, AOTAutograd's
         # cache refuses the graph, and every new process traces the joint graph again (10 s of
         # the VRNN's 22 s of compilation with a warm cache).
-        with self.autocast, torch._functorch.config.patch(self.partition_options):
+        partition = (torch._functorch.config.patch(self.partition_options)
+                     if self.compiled is not None and self.partition_options else nullcontext())
+        with self.autocast, partition:
             batch_elbo = step_fn(x, c)  # (B,) this rank's shard
         # DDP averages the ranks' gradients, so each rank weighs its mean by its share of the
         # global batch: the result is the gradient of the global batch's mean (a factor of 1 on
