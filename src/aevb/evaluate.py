@@ -19,7 +19,7 @@ from contextlib import contextmanager
 import torch
 from tqdm.auto import tqdm
 
-from aevb import clustering, distributed
+from aevb import clustering, compiling, distributed
 from aevb.data import Data
 from aevb.models.base import LatentModel
 from aevb.objectives import chunk_logsumexp, elbo, iwae
@@ -75,7 +75,7 @@ def per_datapoint(model: LatentModel, data: Data, split: str = "test", batch_siz
     gen = torch.Generator().manual_seed(seed + 1)  # preprocessing noise, on the CPU on every device
     chunk_fn = chunk_logsumexp
     if iwae_samples >= COMPILE_IWAE_FROM and model.compilable and device.type in COMPILE_IWAE_ON:
-        chunk_fn = torch.compile(chunk_logsumexp, dynamic=False)
+        chunk_fn = torch.compile(chunk_logsumexp, dynamic=False, options=compiling.isa_options())
     bar = tqdm(total=len(s), unit="pt", desc=f"evaluate {split}", leave=False,
                disable=None if progress else True)  # None: only on a terminal
     world, rank = distributed.world(), distributed.rank()

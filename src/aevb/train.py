@@ -31,7 +31,7 @@ import torch
 import torch._functorch.config  # the partitioner options of CPU_PARTITION_OPTIONS
 from tqdm.auto import tqdm
 
-from aevb import atomic, checkpoints, distributed
+from aevb import atomic, checkpoints, compiling, distributed
 from aevb.config import TrainConfig
 from aevb.data import Data
 from aevb.errors import AevbError, Interrupted
@@ -166,7 +166,8 @@ class Trainer:
                 torch.manual_seed(distributed.rank_seed(cfg.seed))
         compile_ = cfg.compile if cfg.compile is not None else (
             model.compilable and self.planned_steps >= COMPILE_FROM_STEPS)
-        options = CPU_COMPILE_OPTIONS if self.device.type == "cpu" else None
+        options = ({**CPU_COMPILE_OPTIONS, **compiling.isa_options()}
+                   if compile_ and self.device.type == "cpu" else None)
         # dynamic=False: each batch shape (an epoch's last, smaller batch) gets a graph of its own.
         # By default dynamo recompiles a second shape with a symbolic batch size, and remembers
         # that per function, so a model compiled later in the same process (the benchmarks build
