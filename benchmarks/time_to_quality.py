@@ -15,10 +15,10 @@ reference loop's own `test_elbo`, one draw per point, as the tutorial reported i
 are scored with one yardstick, the exact continuous-Bernoulli normaliser that aevb uses. The
 tutorial's, torch's, clamps |logit| at 15.9, so it understates log p(x|z) by up to 0.6 nats for
 every saturated pixel and is not a normalised density there; `--torch-normaliser` scores both with
-it (aevb's model, trained on the exact density, saturates and loses hundreds of nats). The clock counts
-training only, not these evaluations, and aevb's includes building its trainer and any
-compilation. A loop that has not
-passed the target within `--budget` seconds of training is reported as not reaching it.
+it (aevb's model, trained on the exact density, saturates and loses hundreds of nats). The clock
+counts training only, not these evaluations, and aevb's includes building its trainer and any
+compilation. A loop that has not passed the target within `--budget` seconds of training is
+reported as not reaching it.
 
 Targets (DESIGN.md): the VAE's test ELBO 1788 (continuous Bernoulli, dequantized pixels); the
 GMVAE's test ELBO -80.5 on the tutorial's scale, which left out log p(y) = -log 10, so -82.80 for
