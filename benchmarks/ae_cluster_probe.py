@@ -23,9 +23,9 @@ from sklearn.cluster import KMeans
 from sklearn.mixture import GaussianMixture
 from torch import nn
 
+from aevb import process
 from aevb.clustering import accuracy
 from aevb.data import load, preprocess
-from aevb.train import flush_denormals
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:
@@ -44,7 +44,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
-    flush_denormals()
+    process.configure()
     data = load("mnist", args.data_dir)
     x_train, x_test = (preprocess(s.x.reshape(len(s), -1), "binarize-threshold")
                        for s in (data.train, data.test))

@@ -17,10 +17,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from aevb import models, runs
+from aevb import models, process, runs
 from aevb.config import build_config
 from aevb.evaluate import mean_se, per_datapoint
-from aevb.train import flush_denormals
 
 
 def train_and_score(name: str, precision: str, epochs: int | None, data_dir: str | None, seed: int,
@@ -45,7 +44,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="keep the runs here (default: a temporary folder)")
     args = p.parse_args()
-    flush_denormals()  # as the `aevb` command does (the 2026-11-25 and 2026-11-26 tables ran without)
+    process.configure()  # as the `aevb` command does (the 2026-11-25 and -26 tables ran without)
     epochs = {k: int(v) for k, v in (e.split("=") for e in args.epochs)}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

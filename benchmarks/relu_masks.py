@@ -24,8 +24,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import AevbLoop, rates  # noqa: E402
 
-from aevb import models  # noqa: E402
-from aevb.train import CPU_COMPILE_OPTIONS, CPU_PARTITION_OPTIONS, flush_denormals  # noqa: E402
+from aevb import models, process  # noqa: E402
+from aevb.train import CPU_COMPILE_OPTIONS, CPU_PARTITION_OPTIONS  # noqa: E402
 
 
 def ms(fn, seconds: float = 1.0) -> float:
@@ -78,7 +78,7 @@ def main() -> None:
     p.add_argument("--models", nargs="+", default=["vae", "gmvae", "vrnn"], choices=["vae", "gmvae", "vrnn"])
     p.add_argument("--seconds", type=float, default=20.0, help="timing per variant and model (default: 20)")
     args = p.parse_args()
-    flush_denormals()
+    process.configure()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
     print(kernel_table(), flush=True)
     print("\n| model | batch | views saved img/s | views recomputed img/s | ratio |")

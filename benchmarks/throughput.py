@@ -28,10 +28,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tutorial_loops import TUTORIAL_MODELS, describe, sync, to_device, train_steps  # noqa: E402
 
-from aevb import models  # noqa: E402
+from aevb import models, process  # noqa: E402
 from aevb.config import build_config  # noqa: E402
 from aevb.data import Data, Split  # noqa: E402
-from aevb.train import PRECISIONS, Trainer, flush_denormals, resolve_device  # noqa: E402
+from aevb.train import PRECISIONS, Trainer, resolve_device  # noqa: E402
 
 N_IMAGES = 6000
 
@@ -148,7 +148,7 @@ def main() -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     args = p.parse_args()
     device = resolve_device(args.device)
-    flush_denormals()  # as the `aevb` command does; the reference loop shares the process
+    process.configure()  # as the `aevb` command does; the reference loop shares the process
     load = os.getloadavg()[0]
     # Two CPU jobs with a thread per core each can run 10-50x slower (OpenMP spin-waits).
     if load > 0.5 and device.type == "cpu":

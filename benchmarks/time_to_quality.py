@@ -41,13 +41,13 @@ from torch.distributions import ContinuousBernoulli
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tutorial_loops import TUTORIAL_MODELS, describe, sync, test_elbo, to_device, train_steps  # noqa: E402
 
-from aevb import models  # noqa: E402
+from aevb import models, process  # noqa: E402
 from aevb.checkpoints import build_model  # noqa: E402
 from aevb.config import build_config  # noqa: E402
 from aevb.evaluate import epoch_metrics  # noqa: E402
 from aevb.models.nets import ContinuousBernoulliLogits  # noqa: E402
 from aevb.runs import data_info, prepare_data  # noqa: E402
-from aevb.train import Trainer, flush_denormals, resolve_device  # noqa: E402
+from aevb.train import Trainer, resolve_device  # noqa: E402
 
 TARGETS = {"vae": 1788.0, "gmvae": -80.5 - math.log(10), "vrnn": -78.3}
 EVERY = {"vae": 0.02, "gmvae": 0.25, "vrnn": 0.2}  # epochs between evaluations
@@ -143,7 +143,7 @@ def main() -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     args = p.parse_args()
     device = resolve_device(args.device)
-    flush_denormals()  # as the `aevb` command does; the reference loop shares the process
+    process.configure()  # as the `aevb` command does; the reference loop shares the process
     overrides = {"precision": args.precision} if args.precision else {}
     rows = []
     for name in args.models:

@@ -25,9 +25,9 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import AevbLoop, ReferenceLoop, fake_mnist, rates  # noqa: E402
 
+from aevb import process  # noqa: E402
 from aevb.data import preprocess  # noqa: E402
 from aevb.models.nets import continuous_bernoulli_log_norm  # noqa: E402
-from aevb.train import flush_denormals  # noqa: E402
 
 
 class PlainLoop:
@@ -76,7 +76,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seconds", type=float, default=20.0, help="timing per loop (default: 20)")
     args = p.parse_args()
-    flush_denormals()
+    process.configure()
     bs = args.batch_size
     loops = {
         "aevb, recipe (bf16, compiled)": AevbLoop("vae", bs, precision="bf16", compile=True),

@@ -360,10 +360,10 @@ def _cmd_pretrained(args) -> int:
 
 
 def console() -> int:
-    """The `aevb` command: `main` in a process that flushes denormals (see `train.flush_denormals`)."""
-    from aevb.train import flush_denormals
+    """The `aevb` command: `main` in a process set up for fast training (`aevb.process`)."""
+    from aevb import process
 
-    flush_denormals()  # before any parallel torch operation starts the thread pool
+    process.configure()  # before any parallel torch operation starts the thread pool
     return main()
 
 

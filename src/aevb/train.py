@@ -38,6 +38,7 @@ from aevb.errors import AevbError, Interrupted
 from aevb.evaluate import epoch_metrics
 from aevb.models.base import LatentModel
 from aevb.objectives import elbo
+from aevb.process import flush_denormals  # noqa: F401 (documented here before aevb.process)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -82,19 +83,6 @@ CPU_PARTITION_OPTIONS = {"recompute_views": True}
 # MAX_ROLLBACKS of them, since then the problem is not the step size.
 ROLLBACK_LR = 0.5
 MAX_ROLLBACKS = 5
-
-
-def flush_denormals() -> None:
-    """Flush denormal floats to zero on the CPU (FTZ and DAZ), for the whole process.
-
-    Adam's first moment of a weight whose gradient stays at zero for a while (a pixel that is rarely
-    on, a dead unit) decays by beta1 per step below 1e-38, where x86 arithmetic is many times
-    slower: a VAE's fused Adam step took 6.7 ms instead of 0.9 ms. Values that small change no
-    update (Adam's eps is 1e-8). Threads take the mode of the thread that creates them, so call this
-    before torch's first parallel operation. The `aevb` command does; a library leaves the
-    process's floating-point mode to its caller (numpy and hypothesis, for two, expect denormals).
-    """
-    torch.set_flush_denormal(True)
 
 
 def frozen_parameters(model: torch.nn.Module, names: str) -> list[torch.nn.Parameter]:
