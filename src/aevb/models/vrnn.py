@@ -101,15 +101,17 @@ class VRNN(LatentModel):
         qx = self.q_x(xs)  # (T, N, W), N = K*B: the x_t part of q's first layer, one matmul
         state, inp = self._initial(k * b, x)
         hs, zs, q_means, q_stds = [], [], [], []
-        for i in range(t):
+        # unbind, not qx[i]: the backward of one unbind is one stack; of T slices, T zero-filled
+        # (T, N, W) gradients added up
+        for qx_t, x_t in zip(qx.unbind(0), xs.unbind(0)):
             h = self._rnn_step(state, inp)  # h_t from (x_<t, z_<t)
-            q = self.q_rest(F.relu(qx[i] + self.q_h(h)))  # q(z_t | h_t, x_t)
+            q = self.q_rest(F.relu(qx_t + self.q_h(h)))  # q(z_t | h_t, x_t)
             z = q.rsample()  # (N, Dz): the reparameterisation keeps d/d(encoder) of log p(x|z)
             hs.append(h)
             zs.append(z)
             q_means.append(q.mean)
             q_stds.append(q.base_dist.scale)
-            inp = torch.cat([xs[i], z], -1)  # [x_t, z_t] feeds h_{t+1}
+            inp = torch.cat([x_t, z], -1)  # [x_t, z_t] feeds h_{t+1}
         hs, zs = torch.stack(hs), torch.stack(zs)  # (T, N, H), (T, N, Dz)
         qz = Independent(Normal(torch.stack(q_means), torch.stack(q_stds)), 1)  # batch (T, N)
         pz = self.prior_net(hs)  # p(z_t | h_t), batch (T, N)
