@@ -200,6 +200,16 @@ def test_console_entry_points(tmp_path):
     assert done.returncode == 2 and done.stderr.count("\n") == 1
 
 
+def test_a_reader_that_leaves_early_is_no_error():
+    # `aevb pretrained list | head -1`: the reader closes the pipe before aevb writes (aevb takes a
+    # second or two to import torch), so the first print meets a broken pipe
+    run = subprocess.Popen([sys.executable, "-m", "aevb", "pretrained", "list"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    run.stdout.close()
+    err = run.stderr.read().decode()
+    assert run.wait(timeout=120) == 141 and err == ""
+
+
 def test_vrnn_on_user_sequences_with_lengths(tmp_path, capsys):
     rng = np.random.default_rng(0)
     t, d = 4, 6

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import typing
 from pathlib import Path
@@ -383,6 +384,9 @@ def main(argv: list[str] | None = None) -> int:
     except AevbError as e:
         print(f"aevb: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader of our output left (`aevb ... | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # or exit's flush fails too
+        return 141  # as a command killed by SIGPIPE
     except OSError as e:  # a path we could not read or write: disk full, permissions, a folder as file
         where = f"{e.filename}: " if e.filename else ""
         print(f"aevb: error: {where}{e.strerror or e}; check the path, its permissions and the free "

@@ -103,7 +103,7 @@ class VRNN(LatentModel):
         hs, zs, q_means, q_stds = [], [], [], []
         # unbind, not qx[i]: the backward of one unbind is one stack; of T slices, T zero-filled
         # (T, N, W) gradients added up
-        for qx_t, x_t in zip(qx.unbind(0), xs.unbind(0)):
+        for qx_t, x_t in zip(qx.unbind(0), xs.unbind(0), strict=True):
             h = self._rnn_step(state, inp)  # h_t from (x_<t, z_<t)
             q = self.q_rest(F.relu(qx_t + self.q_h(h)))  # q(z_t | h_t, x_t)
             z = q.rsample()  # (N, Dz): the reparameterisation keeps d/d(encoder) of log p(x|z)
