@@ -45,7 +45,7 @@ def keep_freed_memory() -> bool:
     the system as soon as more than twice the largest recent block lies free at the top of the heap,
     and a step frees all its activations at once: the next step maps the memory again, one page
     fault per 4 KiB. The GMVAE at batch 100 took 1,100 to 1,800 faults per step, 2.6 to 3.5 ms of
-    system time in a 20 to 30 ms step; with this, none. The cost is that the heap stays at its
+    system time in a 20 to 30 ms step; with this, 0 to 3. The cost is that the heap stays at its
     peak size (up to TRIM_FROM free at its top), as PyTorch's CUDA allocator keeps its blocks.
     """
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
