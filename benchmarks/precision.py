@@ -44,7 +44,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="keep the runs here (default: a temporary folder)")
     args = p.parse_args()
-    process.configure()  # as the `aevb` command does (the 2026-11-25 and -26 tables ran without)
+    process.configure()  # as the `aevb` command does (the 2026-11-25 and -26 tables: no denormal flush)
     epochs = {k: int(v) for k, v in (e.split("=") for e in args.epochs)}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
