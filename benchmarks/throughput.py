@@ -31,7 +31,7 @@ from tutorial_loops import TUTORIAL_MODELS, describe, sync, to_device, train_ste
 from aevb import models, process  # noqa: E402
 from aevb.config import build_config  # noqa: E402
 from aevb.data import Data, Split  # noqa: E402
-from aevb.train import PRECISIONS, Trainer, resolve_device  # noqa: E402
+from aevb.train import PRECISIONS, Trainer, resolve_device, resolve_precision  # noqa: E402
 
 N_IMAGES = 6000
 
@@ -144,7 +144,8 @@ def main() -> None:
     p.add_argument("--large-batch", type=int, default=512,
                    help="the second batch size; 0 for none (default: 512)")
     p.add_argument("--seconds", type=float, default=15.0, help="timing per loop and cell (default: 15)")
-    p.add_argument("--precision", choices=("fp32", "bf16"), help="override the recipes' precision")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"),
+                   help="override the recipes' precision (auto: bf16 where the device has bf16 hardware)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     args = p.parse_args()
     device = resolve_device(args.device)
@@ -154,7 +155,9 @@ def main() -> None:
     if load > 0.5 and device.type == "cpu":
         print(f"warning: load average {load:.1f} before the run; another job shares the CPU and "
               "the figures below are not to be trusted", file=sys.stderr)
-    peaks = {name: matmul_peak(dtype, device) for name, dtype in PRECISIONS.items()}
+    precisions = {name: resolve_precision(args.precision or models.get(name).recipe["train"].get(
+        "precision", "fp32"), device) for name in args.models}
+    peaks = {p: matmul_peak(PRECISIONS[p], device) for p in sorted(set(precisions.values()))}
     print(f"torch {torch.__version__}, {describe(device)}; matmul peak: "
           + ", ".join(f"{k} {v / 1e9:,.0f} GFLOP/s" for k, v in peaks.items()))
     print("| model | batch | precision | compile | aevb img/s | compile flipped | tutorial-style img/s "
@@ -162,7 +165,7 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name in args.models:
         recipe = models.get(name).recipe["train"]
-        precision = args.precision or recipe.get("precision", "fp32")
+        precision = precisions[name]
         compile_ = recipe.get("compile") is not False  # unset: on, as for any full-length run
         for bs in dict.fromkeys(b for b in (recipe["batch_size"], args.large_batch) if b):
             torch._dynamo.reset()  # each cell compiles afresh, as `aevb train` in its own process

@@ -47,7 +47,7 @@ from aevb.config import build_config  # noqa: E402
 from aevb.evaluate import epoch_metrics  # noqa: E402
 from aevb.models.nets import ContinuousBernoulliLogits  # noqa: E402
 from aevb.runs import data_info, prepare_data  # noqa: E402
-from aevb.train import Trainer, resolve_device  # noqa: E402
+from aevb.train import Trainer, resolve_device, resolve_precision  # noqa: E402
 
 TARGETS = {"vae": 1788.0, "gmvae": -80.5 - math.log(10), "vrnn": -78.3}
 EVERY = {"vae": 0.02, "gmvae": 0.25, "vrnn": 0.2}  # epochs between evaluations
@@ -137,7 +137,8 @@ def main() -> None:
     p.add_argument("--every", type=float, help=f"epochs between evaluations (default: {EVERY})")
     p.add_argument("--budget", type=float, default=1800, help="training seconds per loop (default: 1800)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--precision", choices=("fp32", "bf16"), help="override aevb's recipe precision")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"),
+                   help="override aevb's recipe precision (auto: bf16 where the device has bf16 hardware)")
     p.add_argument("--torch-normaliser", action="store_true",
                    help="score the VAE with torch's clamped continuous-Bernoulli normaliser")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
@@ -155,10 +156,12 @@ def main() -> None:
                             not args.torch_normaliser, device)
         rows.append((name, every, ref, ours))
     fmt = lambda s: "not reached" if s is None else f"{s:,.0f} s"  # noqa: E731
+    precisions = sorted({resolve_precision(args.precision or models.get(name).recipe["train"].get(
+        "precision", "fp32"), device) for name in args.models})
     print(f"\n| model | target test ELBO | evaluated every | tutorial-style loop | aevb default recipe "
           f"| speed-up |  ("
           f"{'torch' if args.torch_normaliser else 'exact'} CB normaliser, torch {torch.__version__}, "
-          f"{describe(device)})")
+          f"{describe(device)}, aevb in {' and '.join(precisions)})")
     print("| --- | --- | --- | --- | --- | --- |")
     for name, every, ref, ours in rows:
         ratio = f"{ref / ours:.1f}x" if ref and ours else "-"

@@ -13,12 +13,16 @@ file reproduces the tutorial's code, faults included; `aevb` uses `rsample()`.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.distributions import Bernoulli, ContinuousBernoulli, Independent, Normal, kl_divergence
 from torch.utils.data import DataLoader, TensorDataset
+
+# float(loss) of a loss that requires grad, as the tutorial logged it, makes torch warn on each run
+warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True to a scalar")
 
 
 def _mlp(d_in: int, hidden: int, dropout: float = 0.0) -> nn.Sequential:

@@ -77,13 +77,13 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=20.0, help="timing per loop (default: 20)")
     args = p.parse_args()
     process.configure()
-    bs = args.batch_size
+    bs, cpu = args.batch_size, torch.device("cpu")
     loops = {
-        "aevb, recipe (bf16, compiled)": AevbLoop("vae", bs, precision="bf16", compile=True),
-        "aevb, fp32 compiled": AevbLoop("vae", bs, precision="fp32", compile=True),
+        "aevb, bf16 compiled": AevbLoop("vae", bs, cpu, precision="bf16", compile=True),
+        "aevb, fp32 compiled": AevbLoop("vae", bs, cpu, precision="fp32", compile=True),
         "plain loop, fused Adam": PlainLoop(bs, fused=True),
         "plain loop, foreach Adam": PlainLoop(bs, fused=False),
-        "tutorial-style reference": ReferenceLoop("vae", bs),
+        "tutorial-style reference": ReferenceLoop("vae", bs, cpu),
     }
     r = rates(loops, bs, args.seconds)
     ref = r["tutorial-style reference"]

@@ -1,19 +1,21 @@
 """Speed options that must not change the mathematics: the exact continuous-Bernoulli normaliser,
 bf16 autocast with fp32 densities and optimiser, fused Adam, and when torch.compile is used."""
 
+import json
 import math
+import platform
 
 import pytest
 import torch
 from torch.distributions import ContinuousBernoulli
 
-from aevb import models
+from aevb import models, runs, train
 from aevb.cli import main
 from aevb.config import TrainConfig
 from aevb.data import Data, Split
 from aevb.errors import AevbError
 from aevb.models.nets import ContinuousBernoulliLogits
-from aevb.train import COMPILE_FROM_STEPS, Trainer, autocast
+from aevb.train import COMPILE_FROM_STEPS, Trainer, autocast, native_bf16, resolve_precision
 
 
 def reference_log_norm(a: torch.Tensor) -> torch.Tensor:
@@ -101,8 +103,56 @@ def test_unknown_precision_on_the_command_line_leaves_nothing(capsys, tmp_path):
     out = tmp_path / "run"
     code = main(["train", "fa", "--precision", "fp16", "--out", str(out)])
     err = capsys.readouterr().err
-    assert code == 2 and "unknown precision 'fp16'; use fp32 or bf16" in err
+    assert code == 2 and "unknown precision 'fp16'; use auto, fp32 or bf16" in err
     assert not out.exists()
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="reads x86 CPU flags")
+@pytest.mark.parametrize("avx512_bf16, amx, expected", [
+    (False, False, "fp32"), (True, False, "bf16"), (False, True, "bf16")])
+def test_auto_precision_is_bf16_only_on_a_cpu_with_bf16_hardware(monkeypatch, avx512_bf16, amx,
+                                                                expected):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    cpu = torch.device("cpu")
+    assert native_bf16(cpu) is (expected == "bf16")
+    assert resolve_precision("auto", cpu) == expected
+    assert resolve_precision("bf16", cpu) == "bf16" and resolve_precision("fp32", cpu) == "fp32"
+    assert autocast(cpu, "auto").fast_dtype == (torch.bfloat16 if expected == "bf16" else torch.float32)
+    assert autocast(cpu, "auto")._enabled is (expected == "bf16")
+
+
+def test_neural_recipes_default_to_auto():
+    for name in ("vae", "cvae", "gmvae", "vrnn"):
+        assert models.get(name).recipe["train"]["precision"] == "auto"
+
+
+def _no_bf16_hardware(monkeypatch):
+    monkeypatch.setattr(train, "native_bf16", lambda device: False)
+    monkeypatch.setattr(runs, "native_bf16", lambda device: False)
+
+
+def test_a_run_records_the_precision_auto_chose_and_resumes_with_auto(monkeypatch, capsys, tmp_path):
+    _no_bf16_hardware(monkeypatch)
+    out = tmp_path / "run"
+    args = ["train", "vae", "--dataset", "mnist-sample", "--hidden", "8", "--epochs", "1",
+            "--max-steps", "2", "--precision", "auto", "--no-compile", "--quiet", "--out", str(out)]
+    assert main(args) == 0
+    assert json.loads((out / "config.json").read_text())["train"]["precision"] == "fp32"
+    assert "warning" not in capsys.readouterr().err
+    # the same command line resumes it: auto was resolved when the run started
+    assert main([*args[:-2], "--max-steps", "3", "--resume", "--out", str(out)]) == 0
+    assert json.loads((out / "config.json").read_text())["train"]["precision"] == "fp32"
+
+
+def test_bf16_without_bf16_hardware_warns_and_still_runs(monkeypatch, capsys, tmp_path):
+    _no_bf16_hardware(monkeypatch)
+    out = tmp_path / "run"
+    code = main(["train", "vae", "--dataset", "mnist-sample", "--hidden", "8", "--epochs", "1",
+                 "--max-steps", "2", "--precision", "bf16", "--no-compile", "--quiet", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 0 and "aevb: warning: this cpu has no bf16 hardware" in err
+    assert json.loads((out / "config.json").read_text())["train"]["precision"] == "bf16"
 
 
 def test_compile_unset_compiles_only_long_runs():

@@ -30,7 +30,8 @@ _TRAIN_FLAGS = {
     "device": ("train", "auto, cpu, cuda or mps"),
     "train_samples": ("train", "samples of z per datapoint in the training ELBO"),
     "eval_samples": ("train", "samples of z per test point in the logged test ELBO"),
-    "precision": ("train", "fp32, or bf16 for the networks' layers (densities stay fp32)"),
+    "precision": ("train", "auto (bf16 where the CPU or GPU has bf16 hardware, else fp32), fp32, or "
+                  "bf16 for the networks' layers (densities stay fp32)"),
     "compile": ("train", "torch.compile the ELBO and its gradient; unset: for runs of 2000+ steps"),
     "clip_grad": ("train", "rescale each gradient to at most this L2 norm"),
     "on_nan": ("train", "stop, or rollback: on a NaN/inf loss or gradient, restore the last checkpoint "

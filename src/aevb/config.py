@@ -46,7 +46,8 @@ class TrainConfig:
     train_samples: int = 1  # K reparameterised samples per datapoint in the training ELBO
     eval_batch_size: int = 1000  # datapoints per batch when evaluating
     eval_samples: int = 10  # draws of z per test point in the logged test ELBO (less MC noise)
-    precision: str = "fp32"  # fp32 | bf16: bf16 autocasts the networks; densities, ELBO, Adam stay fp32
+    precision: str = "fp32"  # fp32 | bf16 | auto: bf16 autocasts the networks (densities, ELBO, Adam
+    #                          stay fp32); auto is bf16 where the device has bf16 hardware
     compile: bool | None = None  # torch.compile the ELBO and its gradient; None: for runs long
     #                              enough (aevb.train.COMPILE_FROM_STEPS) to repay compiling
     clip_grad: float | None = None  # rescale the gradient to at most this L2 norm (None: no clipping)

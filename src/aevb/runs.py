@@ -8,6 +8,7 @@ a bad flag or a bad file leaves nothing behind.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -17,7 +18,14 @@ from aevb import atomic, checkpoints, distributed, initialise, models, provenanc
 from aevb.config import RunConfig, check_ranges, config_from_dict, flag, replace_checked
 from aevb.data import MODE_SUPPORT, Data, check_support, load
 from aevb.errors import AevbError
-from aevb.train import Trainer, check_options, frozen_parameters, resolve_device
+from aevb.train import (
+    Trainer,
+    check_options,
+    frozen_parameters,
+    native_bf16,
+    resolve_device,
+    resolve_precision,
+)
 
 
 def prepare_data(cfg: RunConfig, device: torch.device | str = "cpu") -> Data:
@@ -79,7 +87,12 @@ def train(cfg: RunConfig, out: Path, quiet: bool = False, overwrite: bool = Fals
     device = distributed.setup(resolve_device(cfg.train.device))
     cls = models.get(cfg.model)
     check_ranges(cfg)
+    # config.json records the precision that ran, so a resumed run keeps it on any machine
+    cfg.train.precision = resolve_precision(cfg.train.precision, device)
     check_options(cfg.train, cls, device)
+    if cfg.train.precision == "bf16" and not native_bf16(device) and distributed.is_main():
+        print(f"aevb: warning: this {device.type} has no bf16 hardware, so bf16 is emulated and "
+              "much slower than fp32 here; use --precision auto or fp32", file=sys.stderr)
     initialise.check(cfg)
     cfg.model_config = cls.resolve(cfg.model_config, cfg.data.dataset)
     data = prepare_data(cfg, device)
@@ -149,6 +162,8 @@ def resume(out: Path, train_overrides: dict | None = None, quiet: bool = False,
     cfg = config_from_dict(meta["config"], cls)
     given = {k: dict(v) for k, v in (given or {}).items()}
     given.setdefault("train", {}).update(train_overrides or {})
+    if given["train"].get("precision") == "auto":  # resolved when the run started; that stands
+        del given["train"]["precision"]
     allowed = {"train": RESUMABLE, "data": RESUMABLE_DATA, "model_config": ()}
     for section, values in given.items():
         saved = getattr(cfg, section)

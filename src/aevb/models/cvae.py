@@ -28,7 +28,7 @@ class CVAE(LatentModel):
     uses_labels = True
     recipe = {
         "data": {"dataset": "mnist", "preprocess": "dequantize"},
-        "train": {"epochs": 69, "batch_size": 100, "lr": 3e-4, "precision": "bf16"},
+        "train": {"epochs": 69, "batch_size": 100, "lr": 3e-4, "precision": "auto"},
     }
 
     def __init__(self, cfg: VAEConfig, event_shape: tuple[int, ...], n_classes: int | None = None):

@@ -50,7 +50,7 @@ class GMVAE(LatentModel):
         # One z per component in the per-epoch test ELBO: summing over the C components already
         # averages C draws, and ten more would cost half an epoch's training time.
         "train": {"epochs": 80, "batch_size": 100, "lr": 1e-3, "eval_samples": 1,
-                  "precision": "bf16"},
+                  "precision": "auto"},
     }
 
     def __init__(self, cfg: GMVAEConfig, event_shape: tuple[int, ...], n_classes: int | None = None):

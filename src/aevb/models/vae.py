@@ -41,7 +41,7 @@ class VAE(LatentModel):
     Config = VAEConfig
     recipe = {
         "data": {"dataset": "mnist", "preprocess": "dequantize"},
-        "train": {"epochs": 46, "batch_size": 32, "lr": 3e-4, "precision": "bf16"},
+        "train": {"epochs": 46, "batch_size": 32, "lr": 3e-4, "precision": "auto"},
     }
 
     def __init__(self, cfg: VAEConfig, event_shape: tuple[int, ...], n_classes: int | None = None):

@@ -59,7 +59,7 @@ class VRNN(LatentModel):
     recipe = {
         "data": {"dataset": "mnist", "preprocess": "binarize-threshold"},
         # One trajectory per test sequence in the per-epoch test ELBO: a VRNN pass costs 28 steps.
-        "train": {"epochs": 7, "batch_size": 100, "lr": 1e-3, "eval_samples": 1, "precision": "bf16"},
+        "train": {"epochs": 7, "batch_size": 100, "lr": 1e-3, "eval_samples": 1, "precision": "auto"},
     }
 
     def __init__(self, cfg: VRNNConfig, event_shape: tuple[int, ...], n_classes: int | None = None):
