@@ -38,10 +38,11 @@ def test_smoke_every_model(tmp_path, capsys, name):
     code, _, _ = run_cli(capsys, "train", name, "--dataset", dataset, "--max-steps", 5, "--out", run,
                          "--quiet")
     assert code == 0 and (run / "checkpoint.safetensors").is_file()
-    code, out, _ = run_cli(capsys, "evaluate", run, "--json", "--iwae-samples", 10, "--elbo-samples", 10)
+    # 3 draws: the VRNN's 28 steps over the 1,000 test sequences took 45 s with 10 and 10
+    code, out, _ = run_cli(capsys, "evaluate", run, "--json", "--iwae-samples", 3, "--elbo-samples", 3)
     result = json.loads(out)  # exactly one JSON object on stdout
     assert code == 0 and result["model"] == name and result["split"] == "test"
-    assert result["iwae_samples"] == 10 and result["elbo"] <= result["iwae"] + 0.05
+    assert result["iwae_samples"] == 3 and result["elbo"] <= result["iwae"] + 0.05
     code, _, _ = run_cli(capsys, "sample", run, "--n", 16, "--out", tmp_path / "s.npy")
     assert code == 0 and np.load(tmp_path / "s.npy").shape[0] == 16
     code, _, _ = run_cli(capsys, "sample", run, "--n", 16, "--out", tmp_path / "s.png")
