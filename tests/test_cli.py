@@ -59,6 +59,9 @@ def test_fa_evaluate_json_has_exact_log_likelihood(tmp_path, capsys, fa_npz):
     assert result["elbo"] < result["log_likelihood"]
 
 
+# slow: the tutorial's two FA experiments take 25 to 35 s here; the default suite draws the same
+# figures through the same code in test_pretrained's reproduce smoke test
+@pytest.mark.slow
 def test_fa_figures(tmp_path, capsys):
     run = tmp_path / "run"
     run_cli(capsys, "train", "fa", "--epochs", 2, "--out", run, "--quiet")
