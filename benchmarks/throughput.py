@@ -157,7 +157,7 @@ def main() -> None:
               "the figures below are not to be trusted", file=sys.stderr)
     precisions = {name: resolve_precision(args.precision or models.get(name).recipe["train"].get(
         "precision", "fp32"), device) for name in args.models}
-    peaks = {p: matmul_peak(PRECISIONS[p], device) for p in sorted(set(precisions.values()))}
+    peaks = {prec: matmul_peak(PRECISIONS[prec], device) for prec in sorted(set(precisions.values()))}
     print(f"torch {torch.__version__}, {describe(device)}; matmul peak: "
           + ", ".join(f"{k} {v / 1e9:,.0f} GFLOP/s" for k, v in peaks.items()))
     print("| model | batch | precision | compile | aevb img/s | compile flipped | tutorial-style img/s "
