@@ -366,7 +366,16 @@ def console() -> int:
     from aevb import process
 
     process.configure()  # before any parallel torch operation starts the thread pool
-    return main()
+    code = main()
+    if distributed.launched():
+        # Leave without Python's shutdown: gloo's worker threads may still be freeing the last
+        # collective's tensors, which takes the GIL, and a thread that does so while the
+        # interpreter shuts down aborts the process ("terminate called without an active
+        # exception"; a core dump of a rank showed it). The run is written and the group left.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
