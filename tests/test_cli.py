@@ -38,10 +38,12 @@ def test_smoke_every_model(tmp_path, capsys, name):
     code, _, _ = run_cli(capsys, "train", name, "--dataset", dataset, "--max-steps", 5, "--out", run,
                          "--quiet")
     assert code == 0 and (run / "checkpoint.safetensors").is_file()
-    # 3 draws: the VRNN's 28 steps over the 1,000 test sequences took 45 s with 10 and 10
-    code, out, _ = run_cli(capsys, "evaluate", run, "--json", "--iwae-samples", 3, "--elbo-samples", 3)
+    # 3 draws on 200 test points: the VRNN's 28 steps over the 1,000 test sequences took 45 s with
+    # 10 and 10 draws
+    code, out, _ = run_cli(capsys, "evaluate", run, "--json", "--iwae-samples", 3, "--elbo-samples", 3,
+                           "--subset", 200)
     result = json.loads(out)  # exactly one JSON object on stdout
-    assert code == 0 and result["model"] == name and result["split"] == "test"
+    assert code == 0 and result["model"] == name and result["split"] == "test" and result["n"] == 200
     assert result["iwae_samples"] == 3 and result["elbo"] <= result["iwae"] + 0.05
     code, _, _ = run_cli(capsys, "sample", run, "--n", 16, "--out", tmp_path / "s.npy")
     assert code == 0 and np.load(tmp_path / "s.npy").shape[0] == 16
@@ -60,7 +62,7 @@ def test_fa_evaluate_json_has_exact_log_likelihood(tmp_path, capsys, fa_npz):
 
 
 # slow: the tutorial's two FA experiments take 25 to 35 s here; the default suite draws the same
-# figures through the same code in test_pretrained's reproduce smoke test
+# figures through the same code, from shortened experiments, in test_pretrained's reproduce smoke test
 @pytest.mark.slow
 def test_fa_figures(tmp_path, capsys):
     run = tmp_path / "run"

@@ -81,9 +81,9 @@ def test_with_noise_a_rerun_is_identical_and_resume_ends_where_it_would(tmp_path
     assert meta["step"] == 70 and meta["world_size"] == 2 and "rng/torch/1" in tensors
     aevb(tmp_path, ["train", "vae", "--resume", "--max-steps", "150", "--out", tmp_path / "split",
                     "--quiet"], procs=2)
+    # the split run's first 70 steps rerun the whole run's in new processes, so this also says a
+    # rerun is identical: any noise not drawn from the saved streams would part the two
     assert_same(tmp_path / "split", tmp_path / "whole")
-    aevb(tmp_path, [*argv, "--out", tmp_path / "again"], procs=2)
-    assert_same(tmp_path / "again", tmp_path / "whole")
     assert sorted(p.name for p in (tmp_path / "whole").iterdir()) == [
         "checkpoint.safetensors", "config.json", "metrics.jsonl"]
 

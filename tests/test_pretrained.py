@@ -113,7 +113,14 @@ def test_reproduce_list_names_every_recipe(capsys):
     assert all(name in out for name in reproduce.names()) and "vae-tutorial" in out
 
 
-def test_reproduce_smoke_run_writes_results_and_figures(tmp_path, capsys):
+def test_reproduce_smoke_run_writes_results_and_figures(tmp_path, capsys, monkeypatch):
+    # the tutorial's two FA experiments, shortened: their full 7,000 steps are test_fa_figures' (slow)
+    from aevb import experiments
+
+    short_1, short_2 = experiments.experiment_1, experiments.experiment_2
+    monkeypatch.setattr(experiments, "experiment_1", lambda cfg, data: short_1(cfg, data, steps=50))
+    monkeypatch.setattr(experiments, "experiment_2",
+                        lambda cfg, data: short_2(cfg, data, phase_steps=20, phases=4))
     out = tmp_path / "fa"
     assert main(["reproduce", "fa-tutorial", "--max-steps", "40", "--out", out, "--quiet"]) == 0
     results = json.loads((out / "results.json").read_text())
@@ -154,8 +161,9 @@ def test_a_shipped_model_cannot_be_resumed(capsys):
 
 def test_export_writes_weights_and_a_card_that_load_back(tmp_path, monkeypatch, capsys):
     run = tmp_path / "run"
+    # one draw per test point in the run's evaluation, so export and evaluate score 10, not 100
     assert main(["train", "vae", "--dataset", "mnist-sample", "--max-steps", "5", "--hidden", "16",
-                 "--out", run, "--quiet"]) == 0
+                 "--eval-samples", "1", "--out", run, "--quiet"]) == 0
     shipped = tmp_path / "shipped"
     assert main(["pretrained", "export", run, "tiny-vae", "--recipe", "vae-tutorial", "--out", shipped,
                  "--note", "a test"]) == 0
