@@ -29,10 +29,14 @@ def train_and_score(name: str, precision: str, epochs: int | None, data_dir: str
     train = {"precision": precision, "seed": seed, **({"epochs": epochs} if epochs else {})}
     cfg = build_config(name, cls, [("benchmark", {"data": {"data_dir": data_dir}, "train": train})])
     trainer = runs.train(cfg, out / f"{name}-{precision}", quiet=True)
-    samples = 10 * cfg.train.eval_samples
-    values = per_datapoint(trainer.model, trainer.data, "test", cfg.train.eval_batch_size, seed=0,
-                           elbo_samples=samples)
-    return values, trainer.seconds, cfg.train.epochs
+    return score(trainer.model, trainer.data, cfg), trainer.seconds, cfg.train.epochs
+
+
+def score(model, data, cfg) -> dict:
+    """Per-datapoint fp32 test values with `aevb evaluate`'s default draws (10x eval_samples),
+    from noise seed 0, so two models' values pair up point by point."""
+    return per_datapoint(model, data, "test", cfg.train.eval_batch_size, seed=0,
+                         elbo_samples=10 * cfg.train.eval_samples)
 
 
 def main() -> None:

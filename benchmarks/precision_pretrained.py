@@ -15,10 +15,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+from pathlib import Path
 
-from aevb import process, runs
-from aevb.evaluate import mean_se, per_datapoint
-from aevb.pretrained import PREFIX, card
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from precision import score  # noqa: E402
+
+from aevb import process, runs  # noqa: E402
+from aevb.evaluate import mean_se  # noqa: E402
+from aevb.pretrained import PREFIX, card  # noqa: E402
 
 
 def main() -> None:
@@ -31,12 +36,11 @@ def main() -> None:
     scored = {}
     for label, where in (("fp32", args.run), ("bf16", PREFIX + args.pretrained)):
         model, cfg, data, meta = runs.open_run(where, data_dir=args.data_dir)
-        samples = 10 * cfg.train.eval_samples
-        scored[label] = (per_datapoint(model, data, "test", cfg.train.eval_batch_size, seed=0,
-                                       elbo_samples=samples)["elbo"],
-                         cfg.train.precision, meta["epoch"], meta.get("seconds", float("nan")))
+        scored[label] = (score(model, data, cfg)["elbo"], cfg.train.precision, meta["epoch"],
+                         meta.get("seconds", float("nan")))
         print(f"{label}: {where}, trained in {cfg.train.precision}, {meta['epoch']:g} epochs, "
-              f"test ELBO {mean_se(scored[label][0])[0]:.2f} ({samples} draws)", flush=True)
+              f"test ELBO {mean_se(scored[label][0])[0]:.2f} ({10 * cfg.train.eval_samples} draws)",
+              flush=True)
     (v32, p32, n32, s32), (v16, p16, n16, _) = scored["fp32"], scored["bf16"]
     if p32 != "fp32" or p16 != "bf16":
         print(f"warning: the runs trained in {p32} and {p16}, not fp32 and bf16")
