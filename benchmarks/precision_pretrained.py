@@ -36,6 +36,9 @@ def main() -> None:
     scored = {}
     for label, where in (("fp32", args.run), ("bf16", PREFIX + args.pretrained)):
         model, cfg, data, meta = runs.open_run(where, data_dir=args.data_dir)
+        if scored and len(data.test) != len(scored["fp32"][0]):
+            sys.exit(f"precision_pretrained.py: {where} is scored on {len(data.test):,} test points and "
+                     f"{args.run} on {len(scored['fp32'][0]):,}; train the fp32 run on the same dataset")
         scored[label] = (score(model, data, cfg)["elbo"], cfg.train.precision, meta["epoch"],
                          meta.get("seconds", float("nan")))
         print(f"{label}: {where}, trained in {cfg.train.precision}, {meta['epoch']:g} epochs, "
