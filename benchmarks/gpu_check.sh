@@ -6,12 +6,15 @@
 #
 # Steps (run in the order given):
 #   env         the GPU, driver and torch;
+#   tests       the tests that need a GPU (tests/test_cuda_graphs.py: graphed runs against eager ones);
 #   smoke       each path below on a few images or seconds, with a time per path;
 #   iwae        `aevb evaluate pretrained:NAME --iwae-samples 5000` on the full test set for every
 #               shipped neural model, each line of $OUT/iwae.jsonl with its wall time;
 #   compile     IWAE_5000 of the VRNN on 500 test images, eager against torch.compile;
 #   throughput  benchmarks/throughput.py --device cuda (recipe batch and a batch of 4096);
-#   ttq         benchmarks/time_to_quality.py --device cuda for the VAE, GMVAE and VRNN.
+#   ttq         benchmarks/time_to_quality.py --device cuda for $MODELS (default: vae gmvae vrnn) with
+#               $BUDGET training seconds per loop (default 450: the reference GMVAE needs about 400 s
+#               on an H100, the VRNN about 250 s; one model per call fits a 10-minute device call).
 # Runs without installing aevb (PYTHONPATH=src), so the machine's own PyTorch build is used.
 # Everything printed also goes to $OUT/log.txt.
 set -u
@@ -49,6 +52,9 @@ for step in "$@"; do
         nvidia-smi -L
         python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
         ;;
+    tests)
+        timeout 300 python3 -m pytest -q -p no:cacheprovider tests/test_cuda_graphs.py || say "FAILED: tests"
+        ;;
     smoke)
         iwae vrnn-mnist 5000 200
         iwae vae-mnist 5000 1000
@@ -80,7 +86,7 @@ EOF
             | tee "$OUT/throughput.md"
         ;;
     ttq)
-        python3 benchmarks/time_to_quality.py --device cuda --data-dir "$DATA" --budget 150 \
+        python3 benchmarks/time_to_quality.py --device cuda --data-dir "$DATA" --budget "${BUDGET:-450}" --models ${MODELS:-vae gmvae vrnn} \
             | tee "$OUT/time_to_quality.md"
         ;;
     *) say "unknown step $step"; exit 2 ;;

@@ -5,8 +5,9 @@
     python benchmarks/throughput.py --device cuda --seconds 5     # on a GPU
 
 For each model and batch size it prints images/s for `aevb`'s `Trainer.train_step` with the
-recipe's precision and compile setting, for the same with compile flipped, and for the reference
-loop of `tutorial_loops.py` (same architecture, the tutorial's style); the ratio of aevb to the
+recipe's precision and compile setting, for the same with compile flipped, on a GPU for the same
+without CUDA graphs (`--no-cuda-graphs`), and for the reference loop of `tutorial_loops.py` (same
+architecture, the tutorial's style); the ratio of aevb to the
 reference; and the achieved FLOP/s as a fraction of the matrix-product peak for that precision,
 which the script measures first. The loops are timed in interleaved turns, so a noisy neighbour
 slows all of them alike. FLOPs per image come from `torch.utils.flop_counter` on one training step
@@ -160,9 +161,11 @@ def main() -> None:
     peaks = {prec: matmul_peak(PRECISIONS[prec], device) for prec in sorted(set(precisions.values()))}
     print(f"torch {torch.__version__}, {describe(device)}; matmul peak: "
           + ", ".join(f"{k} {v / 1e9:,.0f} GFLOP/s" for k, v in peaks.items()))
-    print("| model | batch | precision | compile | aevb img/s | compile flipped | tutorial-style img/s "
+    graphs = device.type == "cuda"  # aevb's default there; the table adds the trainer without them
+    print(f"| model | batch | precision | compile | aevb img/s | compile flipped "
+          f"{'| CUDA graphs off ' if graphs else ''}| tutorial-style img/s "
           "| ratio | GFLOP per image | aevb GFLOP/s | of peak |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- " * (12 if graphs else 11) + "|")
     for name in args.models:
         recipe = models.get(name).recipe["train"]
         precision = precisions[name]
@@ -174,11 +177,16 @@ def main() -> None:
                 "flipped": AevbLoop(name, bs, device, precision=precision, compile=not compile_),
                 "reference": ReferenceLoop(name, bs, device),
             }
+            if graphs:
+                loops["no graphs"] = AevbLoop(name, bs, device, precision=precision, compile=compile_,
+                                              cuda_graphs=False)
             r = rates(loops, bs, args.seconds)
             flops = loops["aevb"].flops
             achieved = r["aevb"] * flops
+            no_graphs = f"{r['no graphs']:,.0f} | " if graphs else ""
             print(f"| {name} | {bs} | {precision} | {'on' if compile_ else 'off'} | {r['aevb']:,.0f} | "
-                  f"{r['flipped']:,.0f} | {r['reference']:,.0f} | {r['aevb'] / r['reference']:.2f}x | "
+                  f"{r['flipped']:,.0f} | {no_graphs}"
+                  f"{r['reference']:,.0f} | {r['aevb'] / r['reference']:.2f}x | "
                   f"{flops / 1e9:.3f} | {achieved / 1e9:.0f} | {achieved / peaks[precision]:.0%} |",
                   flush=True)
 

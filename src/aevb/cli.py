@@ -33,6 +33,8 @@ _TRAIN_FLAGS = {
     "precision": ("train", "auto (bf16 where the CPU or GPU has bf16 hardware, else fp32), fp32, or "
                   "bf16 for the networks' layers (densities stay fp32)"),
     "compile": ("train", "torch.compile the ELBO and its gradient; unset: for runs of 2000+ steps"),
+    "cuda_graphs": ("train", "replay each training step as one CUDA graph; unset: on a CUDA device in "
+                    "one process"),
     "clip_grad": ("train", "rescale each gradient to at most this L2 norm"),
     "on_nan": ("train", "stop, or rollback: on a NaN/inf loss or gradient, restore the last checkpoint "
                         "and halve the learning rate"),
@@ -67,8 +69,8 @@ def _add_typed(parser, name: str, kind, default, help_text: str) -> None:
 
 
 # The training flags `reproduce` and `sweep` let a user change in a recipe (sweep sets the seed).
-_REPRODUCE_FLAGS = ("epochs", "max_steps", "seed", "precision", "compile")
-_SWEEP_FLAGS = ("epochs", "max_steps", "precision", "compile")
+_REPRODUCE_FLAGS = ("epochs", "max_steps", "seed", "precision", "compile", "cuda_graphs")
+_SWEEP_FLAGS = ("epochs", "max_steps", "precision", "compile", "cuda_graphs")
 
 
 def _add_recipe_run_flags(parser, flags: tuple[str, ...]) -> None:

@@ -50,6 +50,8 @@ class TrainConfig:
     #                          stay fp32); auto is bf16 where the device has bf16 hardware
     compile: bool | None = None  # torch.compile the ELBO and its gradient; None: for runs long
     #                              enough (aevb.train.COMPILE_FROM_STEPS) to repay compiling
+    cuda_graphs: bool | None = None  # replay each training step as one CUDA graph (aevb.cuda_graphs);
+    #                                  None: on a CUDA device in one process
     clip_grad: float | None = None  # rescale the gradient to at most this L2 norm (None: no clipping)
     on_nan: str = "stop"  # stop | rollback: what a NaN/inf loss or gradient does (aevb.train)
     freeze: str = ""  # parameters held fixed for the first freeze_epochs epochs: comma-separated

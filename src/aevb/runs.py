@@ -138,7 +138,7 @@ def _check_out(out: Path, overwrite: bool) -> bool:
 
 # What may change when a run is resumed: how long it runs, where, and how it steps (so that a run
 # stopped by a NaN can go on with a lower learning rate or clipping); and where its data lives.
-RESUMABLE = ("epochs", "max_steps", "device", "compile", "lr", "clip_grad", "on_nan")
+RESUMABLE = ("epochs", "max_steps", "device", "compile", "cuda_graphs", "lr", "clip_grad", "on_nan")
 RESUMABLE_DATA = ("data_dir",)
 
 

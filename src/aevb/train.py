@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from aevb import atomic, checkpoints, compiling, distributed
 from aevb.config import TrainConfig
+from aevb.cuda_graphs import GraphedStep, unchecked
 from aevb.data import Data
 from aevb.errors import AevbError, Interrupted
 from aevb.evaluate import epoch_metrics
@@ -132,6 +133,10 @@ def check_options(cfg: TrainConfig, model_cls, device: torch.device) -> None:
     autocast(device, cfg.precision)
     if cfg.compile and not model_cls.compilable:
         raise AevbError(f"{model_cls.name} cannot be compiled with torch.compile; drop --compile")
+    if cfg.cuda_graphs and device.type != "cuda":
+        raise AevbError(f"--cuda-graphs needs a CUDA device, not {device.type}; drop it or use --device cuda")
+    if cfg.cuda_graphs and distributed.world() > 1:
+        raise AevbError("--cuda-graphs does not work across processes (torchrun); drop it")
 
 
 def autocast(device: torch.device, precision: str) -> torch.autocast:
@@ -158,7 +163,9 @@ class Trainer:
         # fused: one kernel for every parameter's update instead of a dozen ops per tensor; it also
         # skips a whole update on request (`found_inf`), which is how a faulty step changes nothing
         self.fused = self.device.type in ("cpu", "cuda")
-        self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=self.fused)
+        # capturable: Adam's step count stays on the device, so a CUDA graph can replay the update
+        self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=self.fused,
+                                    capturable=self.device.type == "cuda")
         self.named_params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         self.frozen = frozen_parameters(model, cfg.freeze)  # held fixed for cfg.freeze_epochs
         self.no_grad = torch.zeros((), device=self.device)  # stands in for a parameter without one
@@ -190,6 +197,12 @@ class Trainer:
         self.compiled = (torch.compile(self.batch_elbo, options=options, dynamic=False) if compile_
                          else None)
         self.partition_options = CPU_PARTITION_OPTIONS if self.device.type == "cpu" else {}
+        # On a GPU in one process, each step after the first two replays a CUDA graph of itself
+        # (aevb.cuda_graphs); its learning rate then lives on the device, where a replay reads it.
+        graphs = cfg.cuda_graphs if cfg.cuda_graphs is not None else (
+            self.device.type == "cuda" and self.world == 1)
+        self.graphed = GraphedStep(self._step) if graphs else None
+        self._set_lr(cfg.lr)
         self.warmed_up = False  # whether this process has run its first, eager, step
         self.gen = torch.Generator(device=data.train.x.device).manual_seed(cfg.seed)
         self.step = 0  # gradient steps taken
@@ -251,14 +264,29 @@ class Trainer:
         reports it.
         """
         self.model.train()
+        if self.cfg.lr_decay_from is not None:
+            self._set_lr(self.learning_rate(self.step))
+        # a graphed step runs no Python when replayed, so every step of it goes without the checks
+        with unchecked() if self.graphed else nullcontext():
+            if self.compiled is not None and not self.warmed_up:
+                # One eager forward fills torch.distributions' cache of KL formulas, whose lookup
+                # dynamo cannot trace (it would split the graph in three). It draws under fork_rng,
+                # so a resumed run draws exactly what an uninterrupted one does.
+                with torch.no_grad(), torch.random.fork_rng(devices=self.rng_devices), self.autocast:
+                    self._batch_elbo(x, c)
+            self.warmed_up = True
+            if self.graphed is not None:
+                total, bad = self.graphed(x, c)
+            else:
+                total, bad = self._step(x, c, global_batch)
+        self.unchecked.append((self.step + 1, bad))
+        return total
+
+    def _step(self, x: torch.Tensor, c: torch.Tensor | None,
+              global_batch: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The device's part of `train_step`, which a CUDA graph can capture: returns the batch's
+        summed ELBO and the fault flags of `_faults`."""
         global_batch = global_batch or len(x)
-        if self.compiled is not None and not self.warmed_up:
-            # One eager forward fills torch.distributions' cache of KL formulas, whose lookup dynamo
-            # cannot trace (it would split the graph in three). It draws under fork_rng, so a resumed
-            # run draws exactly what an uninterrupted one does.
-            with torch.no_grad(), torch.random.fork_rng(devices=self.rng_devices), self.autocast:
-                self._batch_elbo(x, c)
-        self.warmed_up = True
         step_fn = self.batch_elbo if self.compiled is None else self.compiled
         # Autocast is entered here, outside the compiled function: entered inside it, AOTAutograd's
         # cache refuses the graph, and every new process traces the joint graph again (10 s of
@@ -274,16 +302,22 @@ class Trainer:
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         bad = self._faults(loss)  # (1 + P,) on the device: no sync
-        if self.cfg.lr_decay_from is not None:
-            for group in self.opt.param_groups:
-                group["lr"] = self.learning_rate(self.step)
         if self.fused:
             self.opt.found_inf = bad.any().float()  # 1 skips the whole update (GradScaler's hook)
             self.opt.step()
         elif not bad.any():  # MPS's Adam is not fused: this reads the flag on the host
             self.opt.step()
-        self.unchecked.append((self.step + 1, bad))
-        return batch_elbo.detach().sum()
+        return batch_elbo.detach().sum(), bad
+
+    def _set_lr(self, lr: float) -> None:
+        """Set Adam's learning rate: a float, or under CUDA graphs a device tensor filled in place."""
+        for group in self.opt.param_groups:
+            if self.graphed is None:
+                group["lr"] = lr
+            elif isinstance(group["lr"], torch.Tensor):
+                group["lr"].fill_(lr)
+            else:
+                group["lr"] = torch.tensor(lr, device=self.device)
 
     def _faults(self, loss: torch.Tensor) -> torch.Tensor:
         """(1 + P,) flags: the loss, then each parameter's gradient, holds a NaN or inf. Clips the
@@ -341,6 +375,8 @@ class Trainer:
         after a rollback or a signal."""
         n, bs = len(self.data.train), self.cfg.batch_size
         for p in self.frozen:  # no gradient, so Adam leaves them (and their moments) alone
+            if p.requires_grad != (self.epoch >= self.cfg.freeze_epochs) and self.graphed is not None:
+                self.graphed.reset()  # the graph was captured with the other set of gradients
             p.requires_grad_(self.epoch >= self.cfg.freeze_epochs)
         if self.order is None:
             self.order = torch.randperm(n, generator=self.gen, device=self.gen.device)
@@ -504,7 +540,7 @@ class Trainer:
             "seconds": self.seconds,
             "metrics": self.metrics,
             "rollbacks": self.rollbacks,
-            "optimizer_groups": opt["param_groups"],
+            "optimizer_groups": [{**g, "lr": float(g["lr"])} for g in opt["param_groups"]],
         }
         return tensors, meta
 
@@ -543,9 +579,12 @@ class Trainer:
         for key, v in checkpoints.prefixed(tensors, "optim").items():
             i, name = key.split("/", 1)
             states.setdefault(int(i), {})[name] = v.to(self.device) if name != "step" else v
-        self.opt.load_state_dict({"state": states, "param_groups": meta["optimizer_groups"]})
-        for g in self.opt.param_groups:  # a resumed run may not change the learning rate silently
-            g["lr"] = self.cfg.lr
+        # capturable is this device's choice, not the saved run's (a CPU run may resume on a GPU)
+        groups = [{**g, "capturable": self.opt.defaults["capturable"]} for g in meta["optimizer_groups"]]
+        self.opt.load_state_dict({"state": states, "param_groups": groups})
+        self._set_lr(self.cfg.lr)  # a resumed run may not change the learning rate silently
+        if self.graphed is not None:  # the optimizer's tensors are new: capture again
+            self.graphed.reset()
         suffix = "" if self.rank == 0 else f"/{self.rank}"
         if f"rng/torch{suffix}" in tensors:
             torch.set_rng_state(tensors[f"rng/torch{suffix}"])
