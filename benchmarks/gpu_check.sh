@@ -15,6 +15,8 @@
 #   ttq         benchmarks/time_to_quality.py --device cuda for $MODELS (default: vae gmvae vrnn) with
 #               $BUDGET training seconds per loop (default 450: the reference GMVAE needs about 400 s
 #               on an H100, the VRNN about 250 s; one model per call fits a 10-minute device call).
+#               $TTQ_ARGS goes to the script as it is, e.g. "--no-compile": whether compiling repays
+#               itself in runs this short on a GPU, where a cold compile cache was never timed.
 # Runs without installing aevb (PYTHONPATH=src), so the machine's own PyTorch build is used.
 # Everything printed also goes to $OUT/log.txt.
 set -u
@@ -86,7 +88,7 @@ EOF
             | tee "$OUT/throughput.md"
         ;;
     ttq)
-        python3 benchmarks/time_to_quality.py --device cuda --data-dir "$DATA" --budget "${BUDGET:-450}" --models ${MODELS:-vae gmvae vrnn} \
+        python3 benchmarks/time_to_quality.py --device cuda --data-dir "$DATA" --budget "${BUDGET:-450}" --models ${MODELS:-vae gmvae vrnn} ${TTQ_ARGS:-} \
             | tee "$OUT/time_to_quality.md"
         ;;
     *) say "unknown step $step"; exit 2 ;;

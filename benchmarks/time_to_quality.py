@@ -139,13 +139,16 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"),
                    help="override aevb's recipe precision (auto: bf16 where the device has bf16 hardware)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction,
+                   help="override aevb's compile setting (default: the recipe's, on for these runs)")
     p.add_argument("--torch-normaliser", action="store_true",
                    help="score the VAE with torch's clamped continuous-Bernoulli normaliser")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     args = p.parse_args()
     device = resolve_device(args.device)
     process.configure()  # as the `aevb` command does; the reference loop shares the process
-    overrides = {"precision": args.precision} if args.precision else {}
+    overrides = {key: value for key, value in (("precision", args.precision), ("compile", args.compile))
+                 if value is not None}
     rows = []
     for name in args.models:
         print(f"{name}: target test ELBO {TARGETS[name]:.2f}", flush=True)
