@@ -81,12 +81,13 @@ class GraphedStep:
 
     def _capture(self, x: torch.Tensor, c: torch.Tensor | None) -> None:
         self.inputs = (x.clone(), None if c is None else c.clone())
-        self.graph = torch.cuda.CUDAGraph()
+        graph = torch.cuda.CUDAGraph()
         # Capture only records the kernels; the caller's replay then takes this step for real.
         try:
-            with torch.cuda.graph(self.graph, stream=self.stream):
+            with torch.cuda.graph(graph, stream=self.stream):
                 self.outputs = self.step(*self.inputs)
         except RuntimeError as e:  # e.g. a model whose terms read a tensor on the host (.item())
             why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise AevbError(f"the training step could not be captured as a CUDA graph ({why}); "
                             "train with --no-cuda-graphs") from e
+        self.graph = graph
