@@ -10,6 +10,8 @@ from torch._inductor.runtime import cache_dir_utils
 
 from aevb import compiling
 
+VEC_ISA_OK = config.cpp.vec_isa_ok  # as this process started (TORCHINDUCTOR_VEC_ISA_OK sets it)
+
 pytestmark = pytest.mark.skipif(sys.platform != "linux" or platform.machine() != "x86_64",
                                 reason="inductor checks instruction sets this way on x86-64 Linux only")
 
@@ -28,12 +30,15 @@ def check(monkeypatch, tmp_path):
             return self.usable
 
     fake = Check()
-    monkeypatch.setattr(config.cpp, "vec_isa_ok", None)
     monkeypatch.setattr(cpu_vec_isa, "x86_isa_checker", lambda: ["avx2", "avx512"])
     monkeypatch.setattr(cpu_vec_isa, "valid_vec_isa_list", fake)
     monkeypatch.setattr(cache_dir_utils, "cache_dir", lambda: str(tmp_path / "inductor"))
     fake.record = tmp_path / "inductor" / compiling.RECORD
-    return fake
+    # inductor's options through its own `patch`: from pytest 9.2, monkeypatch undoes a setattr on
+    # an object whose instance __dict__ lacks the name by deleting it, and deleting a torch config
+    # option removes it for the rest of the process (every later compile then fails)
+    with config.patch({"cpp.vec_isa_ok": None}):
+        yield fake
 
 
 def test_the_check_runs_once_and_its_outcome_is_reused(check):
@@ -59,9 +64,9 @@ def test_a_corrupt_or_foreign_record_is_checked_again(check, text):
     assert json.loads(check.record.read_text())["key"]["cpu"] == ["avx2", "avx512"]
 
 
-def test_the_environment_variable_wins(check, monkeypatch):
-    monkeypatch.setattr(config.cpp, "vec_isa_ok", False)  # TORCHINDUCTOR_VEC_ISA_OK=0
-    assert compiling.isa_options() == {}
+def test_the_environment_variable_wins(check):
+    with config.patch({"cpp.vec_isa_ok": False}):  # TORCHINDUCTOR_VEC_ISA_OK=0
+        assert compiling.isa_options() == {}
     assert check.calls == 0 and not check.record.exists()
 
 
@@ -70,3 +75,8 @@ def test_an_unusable_cache_folder_still_answers(check):
     assert compiling.isa_options() == {"cpp.vec_isa_ok": True}
     assert compiling.isa_options() == {"cpp.vec_isa_ok": True}
     assert check.calls == 2  # nothing was recorded, so the check runs again
+
+
+def test_the_fixture_leaves_inductors_option_in_place():
+    """Runs after the tests above: their patches are undone, and the option is still there."""
+    assert config.cpp.vec_isa_ok is VEC_ISA_OK
