@@ -15,8 +15,10 @@
 #   ttq         benchmarks/time_to_quality.py --device cuda for $MODELS (default: vae gmvae vrnn) with
 #               $BUDGET training seconds per loop (default 450: the reference GMVAE needs about 400 s
 #               on an H100, the VRNN about 250 s; one model per call fits a 10-minute device call).
-#               $TTQ_ARGS goes to the script as it is, e.g. "--no-compile": whether compiling repays
-#               itself in runs this short on a GPU, where a cold compile cache was never timed.
+#               $TTQ_ARGS goes to the script as it is, e.g. "--no-compile".
+#   ttq-compile aevb's loop alone (no reference) for $MODELS, to the tutorial's number with $BUDGET
+#               seconds (default 90): uncompiled, then compiled with empty inductor and Triton caches,
+#               in a process each: whether compiling repays itself in runs this short on a GPU.
 # Runs without installing aevb (PYTHONPATH=src), so the machine's own PyTorch build is used.
 # Everything printed also goes to $OUT/log.txt.
 set -u
@@ -90,6 +92,18 @@ EOF
     ttq)
         python3 benchmarks/time_to_quality.py --device cuda --data-dir "$DATA" --budget "${BUDGET:-450}" --models ${MODELS:-vae gmvae vrnn} ${TTQ_ARGS:-} \
             | tee "$OUT/time_to_quality.md"
+        ;;
+    ttq-compile)
+        for name in ${MODELS:-vae gmvae vrnn}; do
+            for setting in --no-compile --compile; do
+                cold=$(mktemp -d)
+                say "aevb $name $setting (caches empty: $cold)"
+                TORCHINDUCTOR_CACHE_DIR=$cold/inductor TRITON_CACHE_DIR=$cold/triton \
+                    python3 benchmarks/time_to_quality.py --device cuda --data-dir "$DATA" --loops aevb \
+                    --budget "${BUDGET:-90}" --models "$name" "$setting" | tee -a "$OUT/ttq-compile.md"
+                rm -rf "$cold"
+            done
+        done
         ;;
     *) say "unknown step $step"; exit 2 ;;
     esac
