@@ -17,8 +17,10 @@
 #               on an H100, the VRNN about 250 s; one model per call fits a 10-minute device call).
 #               $TTQ_ARGS goes to the script as it is, e.g. "--no-compile".
 #   ttq-compile aevb's loop alone (no reference) for $MODELS, to the tutorial's number with $BUDGET
-#               seconds (default 90): uncompiled, then compiled with empty inductor and Triton caches,
-#               in a process each: whether compiling repays itself in runs this short on a GPU.
+#               seconds (default 90), in a process per setting in $SETTINGS (default "--no-compile
+#               --compile"; "default" passes neither), each with empty inductor and Triton caches, or
+#               with CACHE=shared one pair of caches per model, empty for its first setting only:
+#               whether compiling repays itself in runs this short on a GPU, cold and warm.
 # Runs without installing aevb (PYTHONPATH=src), so the machine's own PyTorch build is used.
 # Everything printed also goes to $OUT/log.txt.
 set -u
@@ -95,14 +97,16 @@ EOF
         ;;
     ttq-compile)
         for name in ${MODELS:-vae gmvae vrnn}; do
-            for setting in --no-compile --compile; do
-                cold=$(mktemp -d)
-                say "aevb $name $setting (caches empty: $cold)"
-                TORCHINDUCTOR_CACHE_DIR=$cold/inductor TRITON_CACHE_DIR=$cold/triton \
+            shared=$(mktemp -d)
+            for setting in ${SETTINGS:---no-compile --compile}; do
+                cache=$([ "${CACHE:-}" = shared ] && echo "$shared" || mktemp -d)
+                say "aevb $name $setting (caches: $cache, $(du -sh "$cache" | cut -f1))"
+                TORCHINDUCTOR_CACHE_DIR=$cache/inductor TRITON_CACHE_DIR=$cache/triton \
                     python3 benchmarks/time_to_quality.py --device cuda --data-dir "$DATA" --loops aevb \
-                    --budget "${BUDGET:-90}" --models "$name" "$setting" | tee -a "$OUT/ttq-compile.md"
-                rm -rf "$cold"
+                    --budget "${BUDGET:-90}" --models "$name" ${setting/#default/} | tee -a "$OUT/ttq-compile.md"
+                [ "$cache" = "$shared" ] || rm -rf "$cache"
             done
+            rm -rf "$shared"
         done
         ;;
     *) say "unknown step $step"; exit 2 ;;

@@ -140,7 +140,8 @@ def main() -> None:
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"),
                    help="override aevb's recipe precision (auto: bf16 where the device has bf16 hardware)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction,
-                   help="override aevb's compile setting (default: the recipe's, on for these runs)")
+                   help="override aevb's compile setting (default: what `aevb train` does: on, but "
+                        "on a GPU from the second epoch and not for the VRNN)")
     p.add_argument("--torch-normaliser", action="store_true",
                    help="score the VAE with torch's clamped continuous-Bernoulli normaliser")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")

@@ -15,7 +15,7 @@ from aevb.config import TrainConfig
 from aevb.data import Data, Split
 from aevb.errors import AevbError
 from aevb.models.nets import ContinuousBernoulliLogits
-from aevb.train import COMPILE_FROM_STEPS, Trainer, autocast, native_bf16, resolve_precision
+from aevb.train import COMPILE_FROM_STEPS, Trainer, autocast, compile_from, native_bf16, resolve_precision
 
 
 def reference_log_norm(a: torch.Tensor) -> torch.Tensor:
@@ -156,10 +156,34 @@ def test_bf16_without_bf16_hardware_warns_and_still_runs(monkeypatch, capsys, tm
 
 
 def test_compile_unset_compiles_only_long_runs():
+    long = COMPILE_FROM_STEPS["cpu"]  # epochs of 4 steps each
     assert tiny_trainer().compiled is None  # 4 steps
-    assert tiny_trainer(epochs=COMPILE_FROM_STEPS).compiled is not None
-    assert tiny_trainer(epochs=COMPILE_FROM_STEPS, compile=False).compiled is None
+    assert tiny_trainer(epochs=long).compiled is not None
+    assert tiny_trainer(epochs=long, compile=False).compiled is None
     assert tiny_trainer(compile=True).compiled is not None
+
+
+def test_compile_unset_on_a_gpu_waits_for_longer_runs_and_a_first_eager_epoch():
+    cuda, cpu, vrnn_recipe = torch.device("cuda"), torch.device("cpu"), 7 * 600
+    assert compile_from(TrainConfig(), True, cuda, vrnn_recipe, 600) is None
+    assert compile_from(TrainConfig(), True, cpu, vrnn_recipe, 600) == 0
+    assert compile_from(TrainConfig(), True, cuda, 46 * 1875, 1875) == 1875  # the VAE's recipe
+    assert compile_from(TrainConfig(), False, cuda, 46 * 1875, 1875) is None  # not compilable
+    assert compile_from(TrainConfig(compile=True), True, cuda, 10, 5) == 0  # asked for: at once
+    assert compile_from(TrainConfig(compile=False), True, cpu, 10**6, 600) is None
+
+
+def test_a_deferred_compile_takes_over_at_its_step():
+    tr = tiny_trainer(compile=True, epochs=3)  # 4 steps an epoch
+    calls = []
+
+    def compiled(x, c):  # stands in for torch.compile's function, without compiling
+        calls.append(tr.step)
+        return tr._batch_elbo(x, c)
+
+    tr.compiler, tr.compiled, tr.compile_from = compiled, None, 4  # as on a GPU: after epoch 1
+    tr.fit()
+    assert calls == list(range(4, 12)) and tr.compiled is compiled
 
 
 @pytest.mark.slow

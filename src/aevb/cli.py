@@ -32,7 +32,8 @@ _TRAIN_FLAGS = {
     "eval_samples": ("train", "samples of z per test point in the logged test ELBO"),
     "precision": ("train", "auto (bf16 where the CPU or GPU has bf16 hardware, else fp32), fp32, or "
                   "bf16 for the networks' layers (densities stay fp32)"),
-    "compile": ("train", "torch.compile the ELBO and its gradient; unset: for runs of 2000+ steps"),
+    "compile": ("train", "torch.compile the ELBO and its gradient; unset: for runs of 2000+ steps "
+                         "(on a GPU 30000+, from the second epoch)"),
     "cuda_graphs": ("train", "replay each training step as one CUDA graph; unset: on a CUDA device in "
                     "one process"),
     "clip_grad": ("train", "rescale each gradient to at most this L2 norm"),

@@ -89,10 +89,14 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
-# Compiling takes 5 s to 3 min on a laptop CPU (the VRNN, with an empty cache) and saves up to a
-# quarter of each step: `compile = None` compiles only runs of at least this many steps (about 3
-# epochs of MNIST at batch 100).
-COMPILE_FROM_STEPS = 2000
+# `compile = None` compiles only runs of at least this many steps, by device type (others: "cpu").
+# On a laptop CPU compiling takes 5 s to 3 min (the VRNN, with an empty cache) and saves up to a
+# quarter of each step: 2,000 steps is about 3 epochs of MNIST at batch 100. On a GPU with CUDA
+# graphs a step takes well under a millisecond: on an H100 with empty caches, compiling took 14 s
+# (VAE), 16 s (GMVAE) and 56 s (VRNN) and saves 0.18, 0.38 and 1.9 ms a step, so it repays itself
+# after 76,000, 43,000 and 29,000 steps (README "On a GPU"). The VAE's, CVAE's and GMVAE's recipes
+# (41,000 to 86,000 steps) compile there; the VRNN's 7 epochs (4,200 steps) run eagerly.
+COMPILE_FROM_STEPS = {"cpu": 2000, "cuda": 30_000}
 
 # Random numbers inside a compiled graph on the CPU: inductor's own generator (one Philox draw per
 # element, per thread) made the VAE's four dropout masks cost 1.4 ms of a 7 ms step at batch 32;
@@ -125,6 +129,19 @@ def frozen_parameters(model: torch.nn.Module, names: str) -> list[torch.nn.Param
             raise AevbError(f"--freeze {name!r}: {type(model).__name__} has no module of that name; "
                             f"its modules are {tops}") from None
     return params
+
+
+def compile_from(cfg: TrainConfig, compilable: bool, device: torch.device, planned_steps: int,
+                 steps_per_epoch: int) -> int | None:
+    """The step from which training steps run compiled (None: never). `compile = True` compiles
+    from the start. Unset, runs long enough to repay it compile, on a GPU after a first epoch
+    run eagerly: it shows its figures within seconds (the VAE passes the tutorial's number at
+    epoch 0.04) instead of after the compiler, for one epoch at eager speed (0.3 s on an H100)."""
+    if cfg.compile is not None:
+        return 0 if cfg.compile else None
+    if not compilable or planned_steps < COMPILE_FROM_STEPS.get(device.type, COMPILE_FROM_STEPS["cpu"]):
+        return None
+    return steps_per_epoch if device.type == "cuda" else 0
 
 
 def check_options(cfg: TrainConfig, model_cls, device: torch.device) -> None:
@@ -185,17 +202,19 @@ class Trainer:
             self.batch_elbo = torch.nn.parallel.DistributedDataParallel(_BatchElbo(self))
             if self.rank > 0:  # its own posterior draws and dropout (rank 0 goes on as one process)
                 torch.manual_seed(distributed.rank_seed(cfg.seed))
-        compile_ = cfg.compile if cfg.compile is not None else (
-            model.compilable and self.planned_steps >= COMPILE_FROM_STEPS)
+        self.compile_from = compile_from(cfg, model.compilable, self.device, self.planned_steps,
+                                         self.steps_per_epoch)
         options = ({**CPU_COMPILE_OPTIONS, **compiling.isa_options()}
-                   if compile_ and self.device.type == "cpu" else None)
+                   if self.compile_from is not None and self.device.type == "cpu" else None)
         # dynamic=False: each batch shape (an epoch's last, smaller batch) gets a graph of its own.
         # By default dynamo recompiles a second shape with a symbolic batch size, and remembers
         # that per function, so a model compiled later in the same process (the benchmarks build
         # several trainers) would start symbolic. On the VRNN the two ran at the same speed
         # (518 against 502 img/s); static graphs make each trainer's compile independent of others.
-        self.compiled = (torch.compile(self.batch_elbo, options=options, dynamic=False) if compile_
-                         else None)
+        self.compiler = (torch.compile(self.batch_elbo, options=options, dynamic=False)
+                         if self.compile_from is not None else None)
+        # what the steps run: self.compiler from step self.compile_from on (train_step), else None
+        self.compiled = self.compiler if self.compile_from == 0 else None
         self.partition_options = CPU_PARTITION_OPTIONS if self.device.type == "cpu" else {}
         # On a GPU in one process, each step after the first two replays a CUDA graph of itself
         # (aevb.cuda_graphs); its learning rate then lives on the device, where a replay reads it.
@@ -266,6 +285,10 @@ class Trainer:
         self.model.train()
         if self.cfg.lr_decay_from is not None:
             self._set_lr(self.learning_rate(self.step))
+        if self.compiled is None and self.compile_from is not None and self.step >= self.compile_from:
+            self.compiled = self.compiler
+            if self.graphed is not None:
+                self.graphed.reset()  # the graph holds the eager step: capture the compiled one
         # a graphed step runs no Python when replayed, so every step of it goes without the checks
         with unchecked() if self.graphed else nullcontext():
             if self.compiled is not None and not self.warmed_up:
