@@ -3,6 +3,7 @@
     python benchmarks/time_to_quality.py --data-dir ../shared/data              # all three, ~45 min
     python benchmarks/time_to_quality.py --data-dir ../shared/data --models vae
     python benchmarks/time_to_quality.py --data-dir ../shared/data --device cuda   # on a GPU
+    python benchmarks/time_to_quality.py --data-dir ../shared/data --models vrnn --loops aevb --no-compile
 
 Each model's aevb loop compiles afresh (`torch._dynamo.reset()`), as `aevb train` does in a process
 of its own. On 2026-11-26, before that reset, the VRNN compiled after the other models took 60 s

@@ -93,8 +93,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 # On a laptop CPU compiling takes 5 s to 3 min (the VRNN, with an empty cache) and saves up to a
 # quarter of each step: 2,000 steps is about 3 epochs of MNIST at batch 100. On a GPU with CUDA
 # graphs a step takes well under a millisecond: on an H100 with empty caches, compiling took 14 s
-# (VAE), 16 s (GMVAE) and 56 s (VRNN) and saves 0.18, 0.38 and 1.9 ms a step, so it repays itself
-# after 76,000, 43,000 and 29,000 steps (README "On a GPU"). The VAE's, CVAE's and GMVAE's recipes
+# (VAE), 19 s (GMVAE) and 58 s (VRNN) and saves 0.18, 0.38 and 1.9 ms a step, so it repays itself
+# after 76,000, 49,000 and 31,000 steps (README "On a GPU"). The VAE's, CVAE's and GMVAE's recipes
 # (41,000 to 86,000 steps) compile there; the VRNN's 7 epochs (4,200 steps) run eagerly.
 COMPILE_FROM_STEPS = {"cpu": 2000, "cuda": 30_000}
 
@@ -136,7 +136,8 @@ def compile_from(cfg: TrainConfig, compilable: bool, device: torch.device, plann
     """The step from which training steps run compiled (None: never). `compile = True` compiles
     from the start. Unset, runs long enough to repay it compile, on a GPU after a first epoch
     run eagerly: it shows its figures within seconds (the VAE passes the tutorial's number at
-    epoch 0.04) instead of after the compiler, for one epoch at eager speed (0.3 s on an H100)."""
+    epoch 0.04) instead of after the compiler, for one epoch at eager speed (the VAE's: 0.3 s longer
+    on an H100)."""
     if cfg.compile is not None:
         return 0 if cfg.compile else None
     if not compilable or planned_steps < COMPILE_FROM_STEPS.get(device.type, COMPILE_FROM_STEPS["cpu"]):
