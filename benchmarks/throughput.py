@@ -174,9 +174,9 @@ def main() -> None:
         precision = precisions[name]
         # what `aevb train NAME` does on this device: on for the recipes on a CPU, off for the
         # VRNN's 4,200 steps on a GPU, where compiling would not repay itself (aevb.train.compile_from)
-        full_run = recipe["epochs"] * math.ceil(N_MNIST / recipe["batch_size"])
-        compile_ = compile_from(TrainConfig(**recipe), models.get(name).compilable, device, full_run,
-                                math.ceil(N_MNIST / recipe["batch_size"])) is not None
+        epoch = math.ceil(N_MNIST / recipe["batch_size"])  # steps
+        compile_ = compile_from(TrainConfig(**recipe), models.get(name).compilable, device,
+                                recipe["epochs"] * epoch, epoch) is not None
         for bs in dict.fromkeys(b for b in (recipe["batch_size"], args.large_batch) if b):
             torch._dynamo.reset()  # each cell compiles afresh, as `aevb train` in its own process
             loops = {

@@ -134,10 +134,10 @@ def frozen_parameters(model: torch.nn.Module, names: str) -> list[torch.nn.Param
 def compile_from(cfg: TrainConfig, compilable: bool, device: torch.device, planned_steps: int,
                  steps_per_epoch: int) -> int | None:
     """The step from which training steps run compiled (None: never). `compile = True` compiles
-    from the start. Unset, runs long enough to repay it compile, on a GPU after a first epoch
-    run eagerly: it shows its figures within seconds (the VAE passes the tutorial's number at
-    epoch 0.04) instead of after the compiler, for one epoch at eager speed (the VAE's: 0.3 s longer
-    on an H100)."""
+    from the start. Left unset, a run long enough to repay compiling compiles, on a GPU only after
+    an eager first epoch: its figures come within seconds (the VAE passes the tutorial's number at
+    epoch 0.04) instead of after the compiler, for one epoch at eager speed (the VAE's: 0.3 s
+    longer on an H100)."""
     if cfg.compile is not None:
         return 0 if cfg.compile else None
     if not compilable or planned_steps < COMPILE_FROM_STEPS.get(device.type, COMPILE_FROM_STEPS["cpu"]):
