@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tutorial_loops import TUTORIAL_MODELS, describe, sync, to_device, train_steps  # noqa: E402
 
 from aevb import models, process  # noqa: E402
-from aevb.config import TrainConfig, build_config  # noqa: E402
+from aevb.config import build_config  # noqa: E402
 from aevb.data import Data, Split  # noqa: E402
 from aevb.train import PRECISIONS, Trainer, compile_from, resolve_device, resolve_precision  # noqa: E402
 
@@ -175,7 +175,8 @@ def main() -> None:
         # what `aevb train NAME` does on this device: on for the recipes on a CPU, off for the
         # VRNN's 4,200 steps on a GPU, where compiling would not repay itself (aevb.train.compile_from)
         epoch = math.ceil(N_MNIST / recipe["batch_size"])  # steps
-        compile_ = compile_from(TrainConfig(**recipe), models.get(name).compilable, device,
+        cls = models.get(name)
+        compile_ = compile_from(build_config(name, cls, []).train, cls.compilable, device,
                                 recipe["epochs"] * epoch, epoch) is not None
         for bs in dict.fromkeys(b for b in (recipe["batch_size"], args.large_batch) if b):
             torch._dynamo.reset()  # each cell compiles afresh, as `aevb train` in its own process

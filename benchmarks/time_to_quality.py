@@ -157,7 +157,7 @@ def main() -> None:
     for name in args.models:
         print(f"{name}: target test ELBO {TARGETS[name]:.2f}", flush=True)
         every = args.every or EVERY[name]
-        ref = ours = skipped = "not run"
+        ref = ours = "not run"  # or seconds at the first pass, None if not reached
         if "reference" in args.loops:
             ref, _ = reference_time(name, args.data_dir, every, args.budget, args.seed,
                                     not args.torch_normaliser, device)
@@ -165,7 +165,7 @@ def main() -> None:
             ours, _ = aevb_time(name, args.data_dir, every, args.budget, args.seed, overrides,
                                 not args.torch_normaliser, device)
         rows.append((name, every, ref, ours))
-    fmt = lambda s: s if s is skipped else "not reached" if s is None else f"{s:,.1f} s"  # noqa: E731
+    fmt = lambda s: s if isinstance(s, str) else "not reached" if s is None else f"{s:,.1f} s"  # noqa: E731
     precisions = sorted({resolve_precision(args.precision or models.get(name).recipe["train"].get(
         "precision", "fp32"), device) for name in args.models})
     print(f"\n| model | target test ELBO | evaluated every | tutorial-style loop | aevb default recipe "
@@ -174,7 +174,7 @@ def main() -> None:
           f"{describe(device)}, aevb in {' and '.join(precisions)})")
     print("| --- | --- | --- | --- | --- | --- |")
     for name, every, ref, ours in rows:
-        ratio = f"{ref / ours:.1f}x" if ref and ours and skipped not in (ref, ours) else "-"
+        ratio = f"{ref / ours:.1f}x" if isinstance(ref, float) and isinstance(ours, float) else "-"
         print(f"| {name} | {TARGETS[name]:.2f} | {every:g} epoch | {fmt(ref)} | {fmt(ours)} | {ratio} |")
 
 
