@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch._dynamo.utils import counters
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tutorial_loops import TUTORIAL_MODELS, describe, sync, to_device, train_steps  # noqa: E402
@@ -89,13 +90,18 @@ class AevbLoop:
 
         b = next(self.batches)
         # Count on an eager step: a compiled function first called under a dispatch mode is given
-        # up by dynamo for good, and every later step would then run eagerly.
-        compiled, self.trainer.compiled = self.trainer.compiled, None
+        # up by dynamo for good, and every later step would then run eagerly. So the trainer must
+        # neither run its compiled function nor switch to it (compile_from) in this step.
+        tr = self.trainer
+        saved, (tr.compiled, tr.compile_from) = (tr.compiled, tr.compile_from), (None, None)
         with FlopCounterMode(display=False) as counter:
-            self.trainer.train_step(b.x, self.trainer.model.condition(b))
-        self.trainer.compiled = compiled
+            tr.train_step(b.x, tr.model.condition(b))
+        tr.compiled, tr.compile_from = saved
         self.flops = counter.get_total_flops() / batch_size  # per image, forward and backward
-        self.run(3)  # compiles here when compile is on
+        graphs = counters["stats"]["unique_graphs"]
+        self.run(3)  # compiles here when compile is on from the start
+        if tr.compiled is not None and counters["stats"]["unique_graphs"] == graphs:
+            raise RuntimeError(f"{name}: the compiled step compiled no graph, so it runs eagerly")
 
     def _batches(self):
         data, bs, gen = self.trainer.data, self.trainer.cfg.batch_size, self.trainer.gen
