@@ -1,5 +1,5 @@
 """What saving ReLU masks as bool tensors costs a compiled step on the CPU, and what
-`train.CPU_PARTITION_OPTIONS` (AOTAutograd's `recompute_views`) wins back.
+`compiling.CPU_PARTITION_OPTIONS` (AOTAutograd's `recompute_views`) wins back.
 
     python benchmarks/relu_masks.py                     # the kernel, then vae, gmvae, vrnn
     python benchmarks/relu_masks.py --models gmvae --seconds 30
@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import AevbLoop, rates  # noqa: E402
 
 from aevb import models, process  # noqa: E402
-from aevb.train import CPU_COMPILE_OPTIONS, CPU_PARTITION_OPTIONS  # noqa: E402
+from aevb.compiling import CPU_COMPILE_OPTIONS, CPU_PARTITION_OPTIONS  # noqa: E402
 
 
 def ms(fn, seconds: float = 1.0) -> float:

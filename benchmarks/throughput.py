@@ -33,9 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tutorial_loops import TUTORIAL_MODELS, describe, sync, to_device, train_steps  # noqa: E402
 
 from aevb import models, process  # noqa: E402
+from aevb.compiling import compile_from  # noqa: E402
 from aevb.config import build_config  # noqa: E402
 from aevb.data import Data, Split  # noqa: E402
-from aevb.train import PRECISIONS, Trainer, compile_from, resolve_device, resolve_precision  # noqa: E402
+from aevb.devices import PRECISIONS, resolve_device, resolve_precision  # noqa: E402
+from aevb.train import Trainer  # noqa: E402
 
 N_IMAGES = 6000
 N_MNIST = 60_000  # training images, for the length of a recipe's run
@@ -179,7 +181,7 @@ def main() -> None:
         recipe = models.get(name).recipe["train"]
         precision = precisions[name]
         # what `aevb train NAME` does on this device: on for the recipes on a CPU, off for the
-        # VRNN's 4,200 steps on a GPU, where compiling would not repay itself (aevb.train.compile_from)
+        # VRNN's 4,200 steps on a GPU, where compiling would not repay itself (aevb.compiling.compile_from)
         epoch = math.ceil(N_MNIST / recipe["batch_size"])  # steps
         cls = models.get(name)
         compile_ = compile_from(build_config(name, cls, []).train, cls.compilable, device,

@@ -45,10 +45,11 @@ from tutorial_loops import TUTORIAL_MODELS, describe, sync, test_elbo, to_device
 from aevb import models, process  # noqa: E402
 from aevb.checkpoints import build_model  # noqa: E402
 from aevb.config import build_config  # noqa: E402
+from aevb.devices import resolve_device, resolve_precision  # noqa: E402
 from aevb.evaluate import epoch_metrics  # noqa: E402
 from aevb.models.nets import ContinuousBernoulliLogits  # noqa: E402
 from aevb.runs import data_info, prepare_data  # noqa: E402
-from aevb.train import Trainer, resolve_device, resolve_precision  # noqa: E402
+from aevb.train import Trainer  # noqa: E402
 
 TARGETS = {"vae": 1788.0, "gmvae": -80.5 - math.log(10), "vrnn": -78.3}
 EVERY = {"vae": 0.02, "gmvae": 0.25, "vrnn": 0.2}  # epochs between evaluations

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from aevb import models, runs, train
+from aevb import compiling, models, runs
 from aevb.config import build_config
 from aevb.errors import AevbError
 
@@ -46,7 +46,7 @@ def test_compiled_and_bf16_graphed_run_matches_eager(tmp_path):
 def test_compiling_unasked_starts_after_an_eager_first_epoch(tmp_path, monkeypatch):
     """`compile` unset on a GPU: the first epoch runs eagerly, then the graph is captured again
     around the compiled step; graphed and ungraphed runs of that end alike."""
-    monkeypatch.setitem(train.COMPILE_FROM_STEPS, "cuda", 1)  # so that this short run compiles
+    monkeypatch.setitem(compiling.COMPILE_FROM_STEPS, "cuda", 1)  # so that this short run compiles
     graphed = run(tmp_path / "g", "vae", True, compile=None)
     eager = run(tmp_path / "e", "vae", False, compile=None)
     assert graphed.compile_from == graphed.steps_per_epoch > 0

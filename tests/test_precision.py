@@ -9,13 +9,15 @@ import pytest
 import torch
 from torch.distributions import ContinuousBernoulli
 
-from aevb import models, runs, train
+from aevb import devices, models, runs
 from aevb.cli import main
+from aevb.compiling import COMPILE_FROM_STEPS, compile_from
 from aevb.config import TrainConfig
 from aevb.data import Data, Split
+from aevb.devices import autocast, native_bf16, resolve_precision
 from aevb.errors import AevbError
 from aevb.models.nets import ContinuousBernoulliLogits
-from aevb.train import COMPILE_FROM_STEPS, Trainer, autocast, compile_from, native_bf16, resolve_precision
+from aevb.train import Trainer
 
 
 def reference_log_norm(a: torch.Tensor) -> torch.Tensor:
@@ -128,7 +130,7 @@ def test_neural_recipes_default_to_auto():
 
 
 def _no_bf16_hardware(monkeypatch):
-    monkeypatch.setattr(train, "native_bf16", lambda device: False)
+    monkeypatch.setattr(devices, "native_bf16", lambda device: False)
     monkeypatch.setattr(runs, "native_bf16", lambda device: False)
 
 

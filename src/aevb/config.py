@@ -50,7 +50,7 @@ class TrainConfig:
     #                          stay fp32); auto is bf16 where the device has bf16 hardware
     compile: bool | None = None  # torch.compile the ELBO and its gradient; None: for runs long
     #                              enough to repay compiling, on a GPU from the second epoch
-    #                              (aevb.train.compile_from)
+    #                              (aevb.compiling.compile_from)
     cuda_graphs: bool | None = None  # replay each training step as one CUDA graph (aevb.cuda_graphs);
     #                                  None: on a CUDA device in one process
     clip_grad: float | None = None  # rescale the gradient to at most this L2 norm (None: no clipping)

@@ -31,8 +31,8 @@ from tqdm.auto import tqdm
 
 from aevb.config import RunConfig
 from aevb.data import Data
+from aevb.devices import autocast
 from aevb.errors import AevbError
-from aevb.train import autocast
 
 STARTS = ("random", "autoencoder-umap")
 UMAP_DIMS, UMAP_NEIGHBOURS = 10, 20  # N2D's settings for MNIST (with min_dist 0)

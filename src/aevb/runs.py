@@ -17,15 +17,9 @@ import torch
 from aevb import atomic, checkpoints, distributed, initialise, models, provenance
 from aevb.config import RunConfig, check_ranges, config_from_dict, flag, replace_checked
 from aevb.data import MODE_SUPPORT, Data, check_support, load
+from aevb.devices import native_bf16, resolve_device, resolve_precision
 from aevb.errors import AevbError
-from aevb.train import (
-    Trainer,
-    check_options,
-    frozen_parameters,
-    native_bf16,
-    resolve_device,
-    resolve_precision,
-)
+from aevb.train import Trainer, check_options, frozen_parameters
 
 
 def prepare_data(cfg: RunConfig, device: torch.device | str = "cpu") -> Data:

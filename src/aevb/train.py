@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import platform
 import re
 import signal
 import threading
@@ -29,88 +28,20 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
-import torch._functorch.config  # the partitioner options of CPU_PARTITION_OPTIONS
+import torch._functorch.config  # the partitioner options of compiling.CPU_PARTITION_OPTIONS
 from tqdm.auto import tqdm
 
 from aevb import atomic, checkpoints, compiling, distributed
+from aevb.compiling import CPU_COMPILE_OPTIONS, CPU_PARTITION_OPTIONS, compile_from
 from aevb.config import TrainConfig
 from aevb.cuda_graphs import GraphedStep, unchecked
 from aevb.data import Data
+from aevb.devices import autocast
 from aevb.errors import AevbError, Interrupted
 from aevb.evaluate import epoch_metrics
 from aevb.models.base import LatentModel
 from aevb.objectives import elbo
 from aevb.process import flush_denormals  # noqa: F401 (documented here before aevb.process)
-
-
-def resolve_device(name: str) -> torch.device:
-    """`auto` picks CUDA, then Apple's MPS, then the CPU; an unavailable choice is an error."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
-        raise AevbError(f"unknown device {name!r}; use auto, cpu, cuda or mps")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise AevbError("--device cuda: no CUDA GPU is visible to PyTorch; use --device cpu")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise AevbError("--device mps: Apple's MPS backend is not available; use --device cpu")
-    return torch.device(name)
-
-
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}  # and "auto", which resolve_precision picks
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether `device` multiplies bf16 matrices in hardware: a CPU with AVX-512 BF16 or AMX (or
-    an Arm CPU that oneDNN runs bf16 on), a CUDA GPU from Ampere on. Elsewhere bf16 is emulated:
-    on an AVX2 CPU the VAE recipe trained 4.5x and the GMVAE 33x slower in bf16 than in fp32."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported(including_emulation=False)
-    if device.type != "cpu":
-        return False
-    if platform.machine() in ("x86_64", "AMD64"):
-        return any(getattr(torch.cpu, check, lambda: False)()  # private, as inductor uses them
-                   for check in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a build without oneDNN
-        return False
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """fp32 or bf16 as asked; `auto` is bf16 where `device` has bf16 hardware, else fp32."""
-    if precision not in (*PRECISIONS, "auto"):
-        raise AevbError(f"unknown precision {precision!r}; use auto, fp32 or bf16")
-    if precision == "auto":
-        return "bf16" if native_bf16(device) else "fp32"
-    return precision
-
-
-# `compile = None` compiles only runs of at least this many steps, by device type (others: "cpu").
-# On a laptop CPU compiling takes 5 s to 3 min (the VRNN, with an empty cache) and saves up to a
-# quarter of each step: 2,000 steps is about 3 epochs of MNIST at batch 100. On a GPU with CUDA
-# graphs a step takes well under a millisecond: on an H100 with empty caches, compiling took 14 s
-# (VAE), 19 s (GMVAE) and 58 s (VRNN) and saves 0.18, 0.38 and 1.9 ms a step, so it repays itself
-# after 76,000, 49,000 and 31,000 steps (README "On a GPU"). The VAE's, CVAE's and GMVAE's recipes
-# (41,000 to 86,000 steps) compile there; the VRNN's 7 epochs (4,200 steps) run eagerly.
-COMPILE_FROM_STEPS = {"cpu": 2000, "cuda": 30_000}
-
-# Random numbers inside a compiled graph on the CPU: inductor's own generator (one Philox draw per
-# element, per thread) made the VAE's four dropout masks cost 1.4 ms of a 7 ms step at batch 32;
-# aten's is about twice as fast, and it is eager's stream, so compiled and eager runs draw alike.
-CPU_COMPILE_OPTIONS = {"fallback_random": True}
-
-# How AOTAutograd splits a compiled step into forward and backward, on the CPU. By default it may
-# save a view of an activation for a matrix product's backward, and then cannot see that the
-# activation itself is kept: for a ReLU applied to a (T, N, W) or (K, B, W) tensor it saves a
-# bool mask of where the unit was off. Inductor reads bool masks with a branch per element, which
-# mispredicts on the ~50% random pattern of a ReLU: 4.3 ns per element, against 0.24 ns when the
-# mask is recomputed from the saved activation (benchmarks/relu_masks.py). Never saving views lets
-# it recompute the mask. Patched in only around compiled steps: entering the patch costs up to 50 us a step.
-CPU_PARTITION_OPTIONS = {"recompute_views": True}
 
 # `on_nan = "rollback"`: each fault multiplies the learning rate by ROLLBACK_LR; a run stops after
 # MAX_ROLLBACKS of them, since then the problem is not the step size.
@@ -131,20 +62,6 @@ def frozen_parameters(model: torch.nn.Module, names: str) -> list[torch.nn.Param
     return params
 
 
-def compile_from(cfg: TrainConfig, compilable: bool, device: torch.device, planned_steps: int,
-                 steps_per_epoch: int) -> int | None:
-    """The step from which training steps run compiled (None: never). `compile = True` compiles
-    from the start. Left unset, a run long enough to repay compiling compiles, on a GPU only after
-    an eager first epoch: its figures come within seconds (the VAE passes the tutorial's number at
-    epoch 0.04) instead of after the compiler, for one epoch at eager speed (the VAE's: 0.3 s
-    longer on an H100)."""
-    if cfg.compile is not None:
-        return 0 if cfg.compile else None
-    if not compilable or planned_steps < COMPILE_FROM_STEPS.get(device.type, COMPILE_FROM_STEPS["cpu"]):
-        return None
-    return steps_per_epoch if device.type == "cuda" else 0
-
-
 def check_options(cfg: TrainConfig, model_cls, device: torch.device) -> None:
     """Refuse a precision or compile setting this model or device cannot take (before any file
     is written)."""
@@ -155,19 +72,6 @@ def check_options(cfg: TrainConfig, model_cls, device: torch.device) -> None:
         raise AevbError(f"--cuda-graphs needs a CUDA device, not {device.type}; drop it or use --device cuda")
     if cfg.cuda_graphs and distributed.world() > 1:
         raise AevbError("--cuda-graphs does not work across processes (torchrun); drop it")
-
-
-def autocast(device: torch.device, precision: str) -> torch.autocast:
-    """The autocast context that runs the networks' layers in `precision` on `device`.
-
-    Only matrix products and their kin go to bf16 (PyTorch's autocast op lists); every density
-    head returns fp32 parameters, so log-densities, KL, logsumexp, the ELBO and Adam's state are
-    fp32 whatever the precision.
-    """
-    dtype = PRECISIONS[resolve_precision(precision, device)]
-    if dtype is not None and not torch.amp.is_autocast_available(device.type):
-        raise AevbError(f"--precision {precision} is not supported on {device.type}; use fp32")
-    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
 class Trainer:
