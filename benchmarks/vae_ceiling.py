@@ -49,7 +49,8 @@ class PlainLoop:
         self.gen = torch.Generator().manual_seed(0)
         self.run(2)
 
-    def step(self, x: torch.Tensor) -> torch.Tensor:
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        """The batch's mean negative ELBO, one draw of z per image."""
         h = self.enc(x)
         mu, sigma = self.mean(h), F.softplus(self.std(h)) + 1e-6
         z = mu + sigma * torch.randn_like(sigma)
@@ -57,7 +58,10 @@ class PlainLoop:
         log_norm = continuous_bernoulli_log_norm(a)  # the exact log C(a) that aevb's model uses
         log_px = (log_norm - F.binary_cross_entropy_with_logits(a, x, reduction="none")).sum(1)
         kl = 0.5 * (mu * mu + sigma * sigma - 1).sum(1) - sigma.log().sum(1)
-        loss = (kl - log_px).mean()
+        return (kl - log_px).mean()
+
+    def step(self, x: torch.Tensor) -> torch.Tensor:
+        loss = self.loss(x)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()

@@ -32,7 +32,7 @@ import torch._functorch.config  # the partitioner options of compiling.CPU_PARTI
 from tqdm.auto import tqdm
 
 from aevb import atomic, checkpoints, compiling, distributed
-from aevb.compiling import CPU_COMPILE_OPTIONS, CPU_PARTITION_OPTIONS, compile_from
+from aevb.compiling import compile_from
 from aevb.config import TrainConfig
 from aevb.cuda_graphs import GraphedStep, unchecked
 from aevb.data import Data
@@ -109,7 +109,7 @@ class Trainer:
                 torch.manual_seed(distributed.rank_seed(cfg.seed))
         self.compile_from = compile_from(cfg, model.compilable, self.device, self.planned_steps,
                                          self.steps_per_epoch)
-        options = ({**CPU_COMPILE_OPTIONS, **compiling.isa_options()}
+        options = ({**compiling.CPU_COMPILE_OPTIONS, **compiling.isa_options()}
                    if self.compile_from is not None and self.device.type == "cpu" else None)
         # dynamic=False: each batch shape (an epoch's last, smaller batch) gets a graph of its own.
         # By default dynamo recompiles a second shape with a symbolic batch size, and remembers
@@ -120,7 +120,7 @@ class Trainer:
                          if self.compile_from is not None else None)
         # what the steps run: self.compiler from step self.compile_from on (train_step), else None
         self.compiled = self.compiler if self.compile_from == 0 else None
-        self.partition_options = CPU_PARTITION_OPTIONS if self.device.type == "cpu" else {}
+        self.partition_options = compiling.CPU_PARTITION_OPTIONS if self.device.type == "cpu" else {}
         # On a GPU in one process, each step after the first two replays a CUDA graph of itself
         # (aevb.cuda_graphs); its learning rate then lives on the device, where a replay reads it.
         graphs = cfg.cuda_graphs if cfg.cuda_graphs is not None else (

@@ -16,7 +16,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # benchmarks/
 from throughput import AevbLoop, ReferenceLoop, rates  # noqa: E402
 
-from aevb import process, train  # noqa: E402
+from aevb import compiling, process  # noqa: E402
 
 process.configure()
 cpu = torch.device("cpu")
@@ -28,12 +28,12 @@ start = time.perf_counter()
 loops["python wrapper"] = AevbLoop(model, bs, cpu, precision=prec, compile=True)
 print("built A", time.perf_counter() - start, flush=True)
 torch._dynamo.reset()
-base = dict(train.CPU_COMPILE_OPTIONS)
-train.CPU_COMPILE_OPTIONS = {**base, "cpp_wrapper": True}  # read when the Trainer is built
+base = dict(compiling.CPU_COMPILE_OPTIONS)
+compiling.CPU_COMPILE_OPTIONS = {**base, "cpp_wrapper": True}  # read when the Trainer is built
 start = time.perf_counter()
 loops["cpp wrapper"] = AevbLoop(model, bs, cpu, precision=prec, compile=True)
 print("built B", time.perf_counter() - start, flush=True)
-train.CPU_COMPILE_OPTIONS = base
+compiling.CPU_COMPILE_OPTIONS = base
 loops["reference"] = ReferenceLoop(model, bs, cpu)
 r = rates(loops, bs, 30.0, rounds=6)
 for key, rate in r.items():
