@@ -4,6 +4,7 @@ import functools
 import gzip
 import hashlib
 import http.server
+import re
 import struct
 import threading
 from pathlib import Path
@@ -256,6 +257,18 @@ def test_corrupt_npz(tmp_path):
     path = tmp_path / "broken.npz"
     path.write_bytes(b"PK\x03\x04 definitely not a zip archive")
     with pytest.raises(AevbError, match="not a readable .npz"):
+        D.load(str(path))
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "not an .npz file (empty)"),
+    (b"x_train,x_test\n1,2\n", "not an .npz file (not a zip archive)"),
+    (b"\x93NUMPY\x01\x00", "holds one array (.npy), not an .npz"),
+])
+def test_files_that_are_not_npz_are_named(tmp_path, content, message):
+    path = tmp_path / "data.npz"
+    path.write_bytes(content)
+    with pytest.raises(AevbError, match=re.escape(message)):
         D.load(str(path))
 
 

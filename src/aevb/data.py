@@ -410,6 +410,17 @@ def load_npz(path: str | Path) -> Data:
     if not path.is_file():
         raise AevbError(f"{path}: no such file; --dataset takes a dataset name "
                         f"({', '.join(DATASETS)}) or an .npz file")
+    # np.load guesses the format from the first bytes and calls anything that is neither a zip
+    # nor an .npy "pickled data", which misleads for an empty, text or truncated file
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic == b"\x93NUMPY":
+        raise AevbError(f"{path}: holds one array (.npy), not an .npz archive; save the arrays "
+                        "with numpy.savez(path, x_train=..., x_test=...)")
+    if not magic.startswith(b"PK"):
+        what = "empty" if not magic else "not a zip archive"
+        raise AevbError(f"{path}: not an .npz file ({what}); save the arrays with "
+                        "numpy.savez(path, x_train=..., x_test=...)")
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
