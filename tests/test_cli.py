@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from aevb import checkpoints, models
+from aevb import checkpoints, models, runs
 from aevb.cli import main
+from aevb.errors import AevbError
 
 
 def run_cli(capsys, *argv):
@@ -134,6 +135,24 @@ def test_config_file_and_flags_layer(tmp_path, capsys):
     assert code == 0 and saved["train"]["epochs"] == 2 and saved["train"]["lr"] == 0.02
     assert saved["train"]["batch_size"] == 250  # the flag wins over the file
     assert saved["model_config"]["learn_mean"] is True
+
+
+def test_python_config_layers_as_the_command_line_does(tmp_path, capsys):
+    """`runs.config` (the README's "From Python") builds the config the same flags would."""
+    toml = tmp_path / "r.toml"
+    toml.write_text('model = "vae"\n[train]\nepochs = 2\nlr = 0.002\n[model_config]\nhidden = 16\n')
+    run_cli(capsys, "train", "vae", "--config", toml, "--dataset", "mnist-sample", "--max-steps", 3,
+            "--latent-dim", 4, "--out", tmp_path / "cli", "--quiet")
+    runs.train(runs.config("vae", toml, dataset="mnist-sample", max_steps=3, latent_dim=4),
+               str(tmp_path / "py"), quiet=True)
+    cli, py = (json.loads((tmp_path / d / "config.json").read_text()) for d in ("cli", "py"))
+    assert py == cli
+    assert py["train"]["lr"] == 0.002 and py["model_config"]["hidden"] == 16
+    assert py["model_config"]["latent_dim"] == 4 and py["train"]["max_steps"] == 3
+    with pytest.raises(AevbError, match="'latent' is not a setting of vae; use one of .*latent_dim"):
+        runs.config("vae", latent=4)
+    with pytest.raises(AevbError, match="unknown model 'vea'"):
+        runs.config("vea")
 
 
 def test_resume_from_the_command_line(tmp_path, capsys):

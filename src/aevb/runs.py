@@ -15,11 +15,39 @@ from pathlib import Path
 import torch
 
 from aevb import atomic, checkpoints, distributed, initialise, models, provenance
-from aevb.config import RunConfig, check_ranges, config_from_dict, flag, replace_checked
+from aevb.config import (
+    DataConfig,
+    RunConfig,
+    TrainConfig,
+    build_config,
+    check_ranges,
+    config_from_dict,
+    field_types,
+    flag,
+    read_toml,
+    replace_checked,
+)
 from aevb.data import MODE_SUPPORT, Data, check_support, load
 from aevb.devices import native_bf16, resolve_device, resolve_precision
 from aevb.errors import AevbError
 from aevb.train import Trainer, check_options, frozen_parameters
+
+
+def config(model: str, config_file: str | Path | None = None, **settings) -> RunConfig:
+    """A run's config from Python, layered as `aevb train MODEL --config FILE --flag value` layers
+    it: the model's recipe, then `config_file`, then `settings`, named as the flags are but in
+    snake case (`config("vae", dataset="my.npz", preprocess="none", epochs=20, latent_dim=8)`)."""
+    cls = models.get(model)
+    sections = {"data": DataConfig, "train": TrainConfig, "model_config": cls.Config}
+    given: dict[str, dict] = {section: {} for section in sections}
+    for key, value in settings.items():
+        section = next((s for s, c in sections.items() if key in field_types(c)), None)
+        if section is None:
+            known = sorted(k for c in sections.values() for k in field_types(c))
+            raise AevbError(f"{key!r} is not a setting of {model}; use one of {', '.join(known)}")
+        given[section][key] = value
+    sources = [] if config_file is None else [(str(config_file), read_toml(config_file))]
+    return build_config(model, cls, sources + [("keyword arguments", given)])
 
 
 def prepare_data(cfg: RunConfig, device: torch.device | str = "cpu") -> Data:
@@ -70,13 +98,14 @@ def default_run_dir(model: str) -> Path:
     return Path("runs") / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def train(cfg: RunConfig, out: Path, quiet: bool = False, overwrite: bool = False) -> Trainer:
+def train(cfg: RunConfig, out: str | Path, quiet: bool = False, overwrite: bool = False) -> Trainer:
     """Start a new run in `out` and train it to the end.
 
     The run directory appears whole or not at all: config.json, an empty metrics.jsonl and a step-0
     checkpoint are written into a hidden folder beside `out` that is then renamed, so from its first
     moment `out` holds a checkpoint that `--resume` continues.
     """
+    out = Path(out)
     replace = _check_out(out, overwrite)
     device = distributed.setup(resolve_device(cfg.train.device))
     cls = models.get(cfg.model)
@@ -136,7 +165,7 @@ RESUMABLE = ("epochs", "max_steps", "device", "compile", "cuda_graphs", "lr", "c
 RESUMABLE_DATA = ("data_dir",)
 
 
-def resume(out: Path, train_overrides: dict | None = None, quiet: bool = False,
+def resume(out: str | Path, train_overrides: dict | None = None, quiet: bool = False,
            model: str | None = None, given: dict | None = None) -> Trainer:
     """Continue the run in `out` from its last checkpoint, optionally for more epochs or steps.
 
@@ -145,6 +174,7 @@ def resume(out: Path, train_overrides: dict | None = None, quiet: bool = False,
     to the saved one is accepted, so the command that started a run continues it with --resume;
     a changed value is refused unless it is in RESUMABLE or RESUMABLE_DATA.
     """
+    out = Path(out)
     tensors, meta = checkpoints.load(out)
     if "optimizer_groups" not in meta:
         raise AevbError(f"{out} is a shipped model without optimiser state; it cannot be resumed. "
