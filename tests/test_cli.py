@@ -209,6 +209,13 @@ def test_usage_errors(capsys):
     expect_usage_error(capsys, "train", "fa", "--no-such-flag", match="unrecognized arguments")
 
 
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and out.startswith("aevb ") and f"torch {torch.__version__}" in out
+
+
 def test_help_shows_recipe_defaults(capsys):
     with pytest.raises(SystemExit):
         main(["train", "fa", "--help"])

@@ -108,9 +108,19 @@ def _train_parser(sub, name: str, cls) -> None:
                    getattr(model_defaults, f.name), f"model option {f.name}")
 
 
+def _version() -> str:
+    """aevb's version and torch's, read from the installed packages (importing torch is slow)."""
+    from importlib.metadata import version
+
+    from aevb import __version__
+
+    return f"aevb {__version__} (torch {version('torch')}, Python {sys.version.split()[0]})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="aevb", description="Latent-variable models trained with "
                      "Auto-Encoding Variational Bayes.")
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("train", help="train a model; `aevb train MODEL --help` for its options")
