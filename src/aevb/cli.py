@@ -108,19 +108,26 @@ def _train_parser(sub, name: str, cls) -> None:
                    getattr(model_defaults, f.name), f"model option {f.name}")
 
 
-def _version() -> str:
-    """aevb's version and torch's, read from the installed packages (importing torch is slow)."""
-    from importlib.metadata import version
+class _Version(argparse.Action):
+    """`aevb --version`: aevb's, torch's (with its build, e.g. +cpu or +cu124) and Python's versions.
+    An action rather than a fixed string, so that only this flag pays for importing torch."""
 
-    from aevb import __version__
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, help="show the versions and exit")
 
-    return f"aevb {__version__} (torch {version('torch')}, Python {sys.version.split()[0]})"
+    def __call__(self, parser, namespace, values, option_string=None):
+        import torch
+
+        from aevb import __version__
+
+        print(f"aevb {__version__} (torch {torch.__version__}, Python {sys.version.split()[0]})")
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="aevb", description="Latent-variable models trained with "
                      "Auto-Encoding Variational Bayes.")
-    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("train", help="train a model; `aevb train MODEL --help` for its options")
