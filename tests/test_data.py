@@ -104,12 +104,17 @@ def test_real_mnist_from_shared_root(shared_mnist):
     assert torch.bincount(data.test.y).tolist()[:2] == [980, 1135]
 
 
-@pytest.mark.skipif(not D.DEBIAN_DIRS["fashion-mnist"].is_dir(),
+@pytest.mark.skipif(not D.DEBIAN["fashion-mnist"][0].is_dir(),
                     reason="Debian's dataset-fashion-mnist is not installed")
 def test_fashion_mnist_from_debian():
     data = D.load("fashion-mnist")  # found in Debian's folder, checksums verified
     assert data.train.x.shape == (60000, 784) and data.test.x.shape == (10000, 784)
     assert data.classes[9] == "Ankle boot" and torch.bincount(data.test.y).tolist() == [1000] * 10
+
+
+def test_a_failed_download_names_the_debian_package(tmp_path):
+    with pytest.raises(AevbError, match="install the package dataset-fashion-mnist"):
+        D.download(D.DATASETS["fashion-mnist"], tmp_path / "fashion-mnist", mirrors=())
 
 
 def test_roots_are_tried_in_order(tmp_path, monkeypatch, tiny_spec):

@@ -137,7 +137,8 @@ DATASETS: dict[str, IdxDataset] = {
     ),
 }
 
-DEBIAN_DIRS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}  # dataset-fashion-mnist
+# datasets that a Debian package installs, and where: (folder, package)
+DEBIAN = {"fashion-mnist": (Path("/usr/share/datasets/fashion-mnist"), "dataset-fashion-mnist")}
 PACKAGE_DIR = Path(__file__).parent / "datasets"
 
 
@@ -167,8 +168,8 @@ def candidate_dirs(name: str, data_dir: str | Path | None = None) -> list[Path]:
         dirs.append(Path(data_dir) / name)
     if os.environ.get("AEVB_DATA_DIR"):
         dirs.append(Path(os.environ["AEVB_DATA_DIR"]) / name)
-    if name in DEBIAN_DIRS:
-        dirs.append(DEBIAN_DIRS[name])
+    if name in DEBIAN:
+        dirs.append(DEBIAN[name][0])
     dirs.append(cache_root() / name)
     return dirs
 
@@ -228,9 +229,12 @@ def download(spec: IdxDataset, folder: Path, mirrors: tuple[str, ...] | None = N
         else:
             files = ", ".join(f"{s}.gz" for s in spec.sha256)
             reason = "; ".join(failures) or "no mirror is known"
+            debian = (f", or on Debian or Ubuntu install the package {DEBIAN[spec.name][1]} "
+                      f"(into {DEBIAN[spec.name][0]})") if spec.name in DEBIAN else ""
             raise AevbError(
                 f"could not download {spec.name} ({reason}). Put the four files ({files}) in "
                 f"{folder} or in ROOT/{spec.name} and pass --data-dir ROOT or set AEVB_DATA_DIR=ROOT"
+                f"{debian}"
             )
 
 
