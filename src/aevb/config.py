@@ -196,6 +196,20 @@ def build_config(model: str, model_cls, sources: list[tuple[str, dict]]) -> RunC
     return cfg
 
 
+def sections(model: str, model_cls, settings: dict) -> dict:
+    """Settings named as `aevb train`'s flags are, in snake case (epochs=, dataset=, latent_dim=),
+    sorted into the sections of a recipe file: {"data": ..., "train": ..., "model_config": ...}."""
+    classes = {"data": DataConfig, "train": TrainConfig, "model_config": model_cls.Config}
+    given: dict[str, dict] = {section: {} for section in classes}
+    for key, value in settings.items():
+        section = next((s for s, c in classes.items() if key in field_types(c)), None)
+        if section is None:
+            known = sorted(k for c in classes.values() for k in field_types(c))
+            raise AevbError(f"{key!r} is not a setting of {model}; use one of {', '.join(known)}")
+        given[section][key] = value
+    return given
+
+
 def config_from_dict(d: dict, model_cls) -> RunConfig:
     """Rebuild a saved RunConfig (the inverse of `RunConfig.to_dict`)."""
     where = "saved run config"

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from aevb import atomic, figures, models, provenance, runs
-from aevb.config import RunConfig, build_config, read_toml
+from aevb.config import RunConfig, build_config, read_toml, sections
 from aevb.errors import AevbError
 from aevb.evaluate import evaluate
 from aevb.pretrained import PREFIX
@@ -41,13 +41,13 @@ def recipe(name: str) -> dict:
     return read_toml(recipe_path(name))
 
 
-def config(name: str, data_dir: str | None = None, **train) -> RunConfig:
-    """Recipe `name` as a RunConfig, with training options (epochs=, max_steps=, seed= ...) laid
-    over it as the command line's flags would be: `runs.train(config("vae-tutorial"), out)`."""
+def config(name: str, data_dir: str | None = None, **settings) -> RunConfig:
+    """Recipe `name` as a RunConfig, with settings named as the flags are (epochs=, max_steps=,
+    seed= ...) laid over it as the command line's would be: `runs.train(config("vae-tutorial"), out)`."""
     raw = recipe(name)
-    flags = {"data": {} if data_dir is None else {"data_dir": data_dir}, "train": train}
-    return build_config(raw["model"], models.get(raw["model"]),
-                        [(str(recipe_path(name)), raw), ("command line", flags)])
+    model, cls = raw["model"], models.get(raw["model"])
+    given = sections(model, cls, settings | ({} if data_dir is None else {"data_dir": data_dir}))
+    return build_config(model, cls, [(str(recipe_path(name)), raw), ("keyword arguments", given)])
 
 
 def default_out(name: str) -> Path:

@@ -16,16 +16,14 @@ import torch
 
 from aevb import atomic, checkpoints, distributed, initialise, models, provenance
 from aevb.config import (
-    DataConfig,
     RunConfig,
-    TrainConfig,
     build_config,
     check_ranges,
     config_from_dict,
-    field_types,
     flag,
     read_toml,
     replace_checked,
+    sections,
 )
 from aevb.data import MODE_SUPPORT, Data, check_support, load
 from aevb.devices import native_bf16, resolve_device, resolve_precision
@@ -38,16 +36,8 @@ def config(model: str, config_file: str | Path | None = None, **settings) -> Run
     it: the model's recipe, then `config_file`, then `settings`, named as the flags are but in
     snake case (`config("vae", dataset="my.npz", preprocess="none", epochs=20, latent_dim=8)`)."""
     cls = models.get(model)
-    sections = {"data": DataConfig, "train": TrainConfig, "model_config": cls.Config}
-    given: dict[str, dict] = {section: {} for section in sections}
-    for key, value in settings.items():
-        section = next((s for s, c in sections.items() if key in field_types(c)), None)
-        if section is None:
-            known = sorted(k for c in sections.values() for k in field_types(c))
-            raise AevbError(f"{key!r} is not a setting of {model}; use one of {', '.join(known)}")
-        given[section][key] = value
     sources = [] if config_file is None else [(str(config_file), read_toml(config_file))]
-    return build_config(model, cls, sources + [("keyword arguments", given)])
+    return build_config(model, cls, sources + [("keyword arguments", sections(model, cls, settings))])
 
 
 def prepare_data(cfg: RunConfig, device: torch.device | str = "cpu") -> Data:
