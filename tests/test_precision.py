@@ -219,15 +219,15 @@ def test_compiled_bf16_step_runs_under_autocast():
 def test_compiled_iwae_chunks_match_eager(name):
     """Long IWAE evaluations compile their chunks; the draws come from the same seeded stream,
     so the estimate is the eager one to float rounding."""
-    from aevb.evaluate import seeded
-    from aevb.objectives import chunk_logsumexp, iwae
+    from aevb.evaluate import compiled_chunks, seeded
+    from aevb.objectives import iwae
 
     model = models.get(name)(models.get(name).Config(hidden=32), (784,))
     model.eval()
     x = torch.rand(8, 784)
     if name == "gmvae":  # its Bernoulli takes binary x
         x = (x > 0.5).float()
-    compiled = torch.compile(chunk_logsumexp, dynamic=False)
+    compiled = compiled_chunks()  # as evaluate() compiles them
     with torch.no_grad():
         model.terms(x, None, 1)  # fills torch.distributions' KL cache, as evaluation does first
         with seeded(0, torch.device("cpu")):

@@ -31,7 +31,8 @@ from aevb.objectives import chunk_logsumexp, elbo, iwae
 _IWAE_ELEMENTS = {"cpu": 1 << 22, "cuda": 1 << 25}
 # From this many draws per datapoint the IWAE chunks run through torch.compile, which fuses the
 # likelihood's elementwise work (2.5x faster again for the VAE). The draws still come from aten's
-# normal_ on the seeded global stream, so compiled and eager estimates agree to float rounding.
+# normal_ on the seeded global stream (compiled_chunks), so compiled and eager estimates agree to
+# float rounding.
 COMPILE_IWAE_FROM = 1000
 COMPILE_IWAE_ON = ("cpu",)  # devices where that was measured to pay (README, Log-likelihood)
 # Datapoints per IWAE slice (see _iwae_in_slices).
@@ -75,7 +76,7 @@ def per_datapoint(model: LatentModel, data: Data, split: str = "test", batch_siz
     gen = torch.Generator().manual_seed(seed + 1)  # preprocessing noise, on the CPU on every device
     chunk_fn = chunk_logsumexp
     if iwae_samples >= COMPILE_IWAE_FROM and model.compilable and device.type in COMPILE_IWAE_ON:
-        chunk_fn = torch.compile(chunk_logsumexp, dynamic=False, options=compiling.isa_options())
+        chunk_fn = compiled_chunks()
     bar = tqdm(total=len(s), unit="pt", desc=f"evaluate {split}", leave=False,
                disable=None if progress else True)  # None: only on a terminal
     world, rank = distributed.world(), distributed.rank()
@@ -96,6 +97,13 @@ def per_datapoint(model: LatentModel, data: Data, split: str = "test", batch_siz
     sizes = _batch_sizes(len(s), batch_size)
     like = torch.empty(0, device=device)
     return {k: distributed.gather_batches(v, sizes, like=like).cpu() for k, v in out.items()}
+
+
+def compiled_chunks():
+    """`chunk_logsumexp` compiled for the CPU. Its draws come from aten's seeded generator
+    (`fallback_random`), as eager ones do: from torch 2.14 inductor otherwise draws its own."""
+    options = {**compiling.CPU_COMPILE_OPTIONS, **compiling.isa_options()}
+    return torch.compile(chunk_logsumexp, dynamic=False, options=options)
 
 
 def _iwae_in_slices(model: LatentModel, x, c, k: int, chunk_fn, bar) -> torch.Tensor:
