@@ -14,36 +14,36 @@ import typing
 from pathlib import Path
 
 from aevb import distributed, initialise, models
-from aevb.config import DataConfig, TrainConfig, build_config, field_types, flag, read_toml
+from aevb.config import DataConfig, TrainConfig, build_config, field_types, flag, read_toml, sections
 from aevb.errors import AevbError, Interrupted
 
-# Flags common to every `aevb train MODEL`, mapped to their config section.
+# Flags common to every `aevb train MODEL`, with their help (config.sections finds each one's section).
 _TRAIN_FLAGS = {
-    "dataset": ("data", "dataset name (mnist, fashion-mnist, mnist-sample, fa-synthetic) or an .npz"),
-    "data_dir": ("data", "data root holding one folder per dataset (also: $AEVB_DATA_DIR)"),
-    "preprocess": ("data", "none, unit, dequantize, binarize-threshold or binarize-dynamic"),
-    "epochs": ("train", "passes over the training split"),
-    "max_steps": ("train", "stop after this many gradient steps in total"),
-    "batch_size": ("train", "datapoints per gradient step"),
-    "lr": ("train", "Adam learning rate"),
-    "seed": ("train", "seed for initialisation, batching, noise and sampling"),
-    "device": ("train", "auto, cpu, cuda or mps"),
-    "train_samples": ("train", "samples of z per datapoint in the training ELBO"),
-    "eval_samples": ("train", "samples of z per test point in the logged test ELBO"),
-    "precision": ("train", "auto (bf16 where the CPU or GPU has bf16 hardware, else fp32), fp32, or "
+    "dataset": "dataset name (mnist, fashion-mnist, mnist-sample, fa-synthetic) or an .npz",
+    "data_dir": "data root holding one folder per dataset (also: $AEVB_DATA_DIR)",
+    "preprocess": "none, unit, dequantize, binarize-threshold or binarize-dynamic",
+    "epochs": "passes over the training split",
+    "max_steps": "stop after this many gradient steps in total",
+    "batch_size": "datapoints per gradient step",
+    "lr": "Adam learning rate",
+    "seed": "seed for initialisation, batching, noise and sampling",
+    "device": "auto, cpu, cuda or mps",
+    "train_samples": "samples of z per datapoint in the training ELBO",
+    "eval_samples": "samples of z per test point in the logged test ELBO",
+    "precision": ("auto (bf16 where the CPU or GPU has bf16 hardware, else fp32), fp32, or "
                   "bf16 for the networks' layers (densities stay fp32)"),
-    "compile": ("train", "torch.compile the ELBO and its gradient; unset: for runs of 2000+ steps "
-                         "(on a GPU 30000+, from the second epoch)"),
-    "cuda_graphs": ("train", "replay each training step as one CUDA graph; unset: on a CUDA device in "
+    "compile": ("torch.compile the ELBO and its gradient; unset: for runs of 2000+ steps "
+                "(on a GPU 30000+, from the second epoch)"),
+    "cuda_graphs": ("replay each training step as one CUDA graph; unset: on a CUDA device in "
                     "one process"),
-    "clip_grad": ("train", "rescale each gradient to at most this L2 norm"),
-    "on_nan": ("train", "stop, or rollback: on a NaN/inf loss or gradient, restore the last checkpoint "
-                        "and halve the learning rate"),
-    "freeze": ("train", "parameters held fixed for the first --freeze-epochs epochs: comma-separated "
-                        "module names, e.g. qy"),
-    "freeze_epochs": ("train", "epochs during which the --freeze parameters do not learn"),
-    "lr_decay_from": ("train", "from this epoch, lower the learning rate along a half cosine to 0 "
-                               "at the last step; unset: constant"),
+    "clip_grad": "rescale each gradient to at most this L2 norm",
+    "on_nan": ("stop, or rollback: on a NaN/inf loss or gradient, restore the last checkpoint "
+               "and halve the learning rate"),
+    "freeze": ("parameters held fixed for the first --freeze-epochs epochs: comma-separated "
+               "module names, e.g. qy"),
+    "freeze_epochs": "epochs during which the --freeze parameters do not learn",
+    "lr_decay_from": ("from this epoch, lower the learning rate along a half cosine to 0 "
+                      "at the last step; unset: constant"),
 }
 
 
@@ -80,7 +80,7 @@ def _add_recipe_run_flags(parser, flags: tuple[str, ...]) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
     types = field_types(TrainConfig)
     for key in flags:
-        _add_typed(parser, key, types[key], "the recipe's", _TRAIN_FLAGS[key][1])
+        _add_typed(parser, key, types[key], "the recipe's", _TRAIN_FLAGS[key])
     parser.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
 
 
@@ -99,7 +99,7 @@ def _train_parser(sub, name: str, cls) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace the run in --out with a new one")
     p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
     types = {**field_types(DataConfig), **field_types(TrainConfig)}
-    for key, (_, help_text) in _TRAIN_FLAGS.items():
+    for key, help_text in _TRAIN_FLAGS.items():
         _add_typed(p, key, types[key], recipe[key], help_text)
     group = p.add_argument_group(f"{name} options")
     model_defaults = cls.Config()
@@ -204,13 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_train(args) -> int:
     from aevb import runs
 
-    given = {k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None}
     cls = models.get(args.model)
-    model_given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls.Config)
-                   if getattr(args, f.name) is not None}
-    flags = {"model_config": model_given,
-             "data": {k: v for k, v in given.items() if _TRAIN_FLAGS[k][0] == "data"},
-             "train": {k: v for k, v in given.items() if _TRAIN_FLAGS[k][0] == "train"}}
+    names = [*_TRAIN_FLAGS, *(f.name for f in dataclasses.fields(cls.Config))]
+    flags = sections(args.model, cls, {k: getattr(args, k) for k in names if getattr(args, k) is not None})
     if args.resume:  # the command that started the run continues it; only some values may change
         if args.out is None:
             raise AevbError("--resume needs --out RUN_DIR, the run to continue")
