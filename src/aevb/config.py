@@ -97,7 +97,7 @@ def _check_value(cls, name: str, value: Any, where: str) -> Any:
     if value is None and type(None) in allowed:
         return None
     for t in allowed:
-        if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if t is float and isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
         if t is int and isinstance(value, int) and not isinstance(value, bool):
             return value
