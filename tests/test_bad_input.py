@@ -135,6 +135,8 @@ CASES = [
      "NaN or infinite values"),
     ("npz inf", lambda t, m, r: ["train", "fa", *NPZ, npz(
         t / "a.npz", x_train=images(), x_test=np.full((4, 6), np.inf))], "NaN or infinite values"),
+    ("npz of small integers read as pixels", lambda t, m, r: ["train", "vae", "--dataset", npz(
+        t / "a.npz", x_train=np.eye(6), x_test=np.eye(6))], "largest value in x_train is 1"),
     ("npz not binary for a Bernoulli likelihood", lambda t, m, r: [
         "train", "vae", "--likelihood", "bernoulli", *NPZ, npz(
             t / "a.npz", x_train=images(hi=3.0), x_test=images())], "binary 0/1 values"),

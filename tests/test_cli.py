@@ -284,6 +284,6 @@ def test_vrnn_on_user_sequences_with_lengths(tmp_path, capsys):
 def test_sequence_input_errors(tmp_path, capsys, arrays, model, match):
     np.savez(tmp_path / "d.npz", **arrays)
     code, out, err = run_cli(capsys, "train", model, "--dataset", tmp_path / "d.npz", "--likelihood",
-                             "gaussian", "--out", tmp_path / "run")
+                             "gaussian", "--preprocess", "none", "--out", tmp_path / "run")
     assert code == 2 and err.count("\n") == 1 and match in err, err
     assert not (tmp_path / "run").exists()

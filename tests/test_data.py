@@ -285,6 +285,19 @@ def test_pixel_modes_need_pixel_values(tmp_path):
     assert D.load(str(path), preprocess_mode="dequantize").preprocess == "dequantize"
 
 
+@pytest.mark.parametrize("top", [1, 16, 127])
+@pytest.mark.parametrize("mode", ["unit", "dequantize", "binarize-threshold", "binarize-dynamic"])
+def test_pixel_modes_refuse_small_integers(tmp_path, mode, top):
+    # 0/1 data or scikit-learn's 0..16 digits are integers in 0..255 but not pixels: dequantized
+    # they fill [0, top/256], thresholded at 128 they are blank
+    x = np.zeros((6, 2))
+    x[0, 1] = top
+    path = save(tmp_path, x_train=x, x_test=x)
+    with pytest.raises(AevbError, match=f"largest value in x_train is {top}; scale the data to 0..255"):
+        D.load(str(path), preprocess_mode=mode)
+    assert D.load(str(path), preprocess_mode="none").preprocess == "none"
+
+
 def test_support_check():
     D.check_support(torch.tensor([0.0, 1.0, 0.3]), "unit", "x")
     with pytest.raises(AevbError, match=r"span \[-1, 1\]"):

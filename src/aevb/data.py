@@ -520,4 +520,12 @@ def load(dataset: str, data_dir: str | Path | None = None, preprocess_mode: str 
             ):
                 raise AevbError(f"{data.name}: --preprocess {preprocess_mode} expects pixel values "
                                 "0..255 but x_" f"{name} holds other values; use --preprocess none")
+        # Integers in 0..127 pass the check above but are not 8-bit pixels (0/1 data, counts such
+        # as scikit-learn's 0..16 digits): read as pixels they would train on a sliver of [0, 1],
+        # or, thresholded at 128, on blank images.
+        top = float(data.train.x.max())
+        if top < 128:
+            raise AevbError(f"{data.name}: --preprocess {preprocess_mode} reads 8-bit pixels (0..255) "
+                            f"but the largest value in x_train is {top:g}; scale the data to 0..255, "
+                            "or to [0, 1] and pass --preprocess none")
     return data
