@@ -110,7 +110,7 @@ def _train_parser(sub, name: str, cls) -> None:
 
 class _Version(argparse.Action):
     """`aevb --version`: aevb's, torch's (with its build, e.g. +cpu or +cu124) and Python's versions.
-    An action rather than a fixed string, so that only this flag pays for importing torch."""
+    torch's own __version__ carries the build suffix that its package metadata drops."""
 
     def __init__(self, option_strings, dest, **kwargs):
         super().__init__(option_strings, dest, nargs=0, help="show the versions and exit")
