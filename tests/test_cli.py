@@ -62,6 +62,21 @@ def test_fa_evaluate_json_has_exact_log_likelihood(tmp_path, capsys, fa_npz):
     assert result["elbo"] < result["log_likelihood"]
 
 
+def test_a_relative_npz_path_is_found_from_anywhere(tmp_path, capsys, fa_npz, monkeypatch):
+    # config.json records the file's absolute path, so evaluate and figures work from another folder
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "fa", "--dataset", "fa.npz", "--latent-dim", 2, "--out", "run", "--quiet"]
+    assert run_cli(capsys, *args, "--epochs", 1)[0] == 0
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["data"]["dataset"] == str(fa_npz)
+    assert run_cli(capsys, *args, "--epochs", 2, "--resume")[0] == 0  # the same file, spelt as before
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    code, out, _ = run_cli(capsys, "evaluate", tmp_path / "run", "--json")
+    assert code == 0 and json.loads(out)["dataset"] == str(fa_npz) and json.loads(out)["epoch"] == 2
+    fa_npz.rename(tmp_path / "moved.npz")
+    code, _, err = run_cli(capsys, "evaluate", tmp_path / "run")
+    assert code == 2 and err.count("\n") == 1 and f"was trained on {fa_npz}, which is no longer there" in err
+
 # slow: the tutorial's two FA experiments take 25 to 35 s here; the default suite draws the same
 # figures through the same code, from shortened experiments, in test_pretrained's reproduce smoke test
 @pytest.mark.slow

@@ -496,6 +496,18 @@ def fa_synthetic(n_train: int = 1000, n_test: int = 1000, seed: int = 42) -> Dat
                 note="the tutorial's synthetic factor-analysis data (seed 42)")
 
 
+def is_file(dataset: str) -> bool:
+    """Whether `dataset` names the user's .npz file rather than a dataset we know by name."""
+    return dataset != "fa-synthetic" and dataset not in DATASETS and (
+        dataset.endswith(".npz") or Path(dataset).exists())
+
+
+def absolute(dataset: str) -> str:
+    """`dataset` with a file's path made absolute, so that the config.json of a run finds its data
+    from any working directory; names are unchanged."""
+    return os.path.abspath(dataset) if is_file(dataset) else dataset
+
+
 def load(dataset: str, data_dir: str | Path | None = None, preprocess_mode: str = "none",
          mirrors: tuple[str, ...] | None = None) -> Data:
     """Load a dataset by name or .npz path, and validate the preprocessing against its values."""
@@ -506,7 +518,7 @@ def load(dataset: str, data_dir: str | Path | None = None, preprocess_mode: str 
         data = fa_synthetic()
     elif dataset in DATASETS:
         data = _load_idx_dataset(dataset, data_dir, mirrors)
-    elif dataset.endswith(".npz") or Path(dataset).exists():
+    elif is_file(dataset):
         data = load_npz(dataset)
     else:
         raise AevbError(f"unknown dataset {dataset!r}; use one of fa-synthetic, "

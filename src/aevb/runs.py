@@ -25,7 +25,7 @@ from aevb.config import (
     replace_checked,
     sections,
 )
-from aevb.data import MODE_SUPPORT, Data, check_support, load
+from aevb.data import MODE_SUPPORT, Data, absolute, check_support, is_file, load
 from aevb.devices import native_bf16, resolve_device, resolve_precision
 from aevb.errors import AevbError
 from aevb.train import Trainer, check_options, frozen_parameters
@@ -108,6 +108,7 @@ def train(cfg: RunConfig, out: str | Path, quiet: bool = False, overwrite: bool 
               "much slower than fp32 here; use --precision auto or fp32", file=sys.stderr)
     initialise.check(cfg)
     cfg.model_config = cls.resolve(cfg.model_config, cfg.data.dataset)
+    cfg.data.dataset = absolute(cfg.data.dataset)  # config.json then finds an .npz from anywhere
     data = prepare_data(cfg, device)
     torch.manual_seed(cfg.train.seed)
     model = checkpoints.build_model(cfg, data_info(data)).to(device)
@@ -176,6 +177,10 @@ def resume(out: str | Path, train_overrides: dict | None = None, quiet: bool = F
     cfg = config_from_dict(meta["config"], cls)
     given = {k: dict(v) for k, v in (given or {}).items()}
     given.setdefault("train", {}).update(train_overrides or {})
+    # the same file, however it is spelt (runs started before 2026-11-28 saved the path as typed)
+    cfg.data.dataset = absolute(cfg.data.dataset)
+    if "dataset" in given.get("data", {}):
+        given["data"]["dataset"] = absolute(given["data"]["dataset"])
     if given["train"].get("precision") == "auto":  # resolved when the run started; that stands
         del given["train"]["precision"]
     allowed = {"train": RESUMABLE, "data": RESUMABLE_DATA, "model_config": ()}
@@ -215,6 +220,9 @@ def open_run(run: str | Path, device: str = "cpu", with_data: bool = True,
     model, cfg, meta = checkpoints.load_model(run, dev)
     if data_dir is not None:
         cfg.data.data_dir = data_dir
+    if with_data and is_file(cfg.data.dataset) and not Path(cfg.data.dataset).is_file():
+        raise AevbError(f"{run} was trained on {cfg.data.dataset}, which is no longer there; "
+                        "put the file back to evaluate the run or draw its figures")
     data = prepare_data(cfg, dev) if with_data else None
     return model, cfg, data, meta
 
