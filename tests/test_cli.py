@@ -76,6 +76,28 @@ def test_a_relative_npz_path_is_found_from_anywhere(tmp_path, capsys, fa_npz, mo
     fa_npz.rename(tmp_path / "moved.npz")
     code, _, err = run_cli(capsys, "evaluate", tmp_path / "run")
     assert code == 2 and err.count("\n") == 1 and f"was trained on {fa_npz}, which is no longer there" in err
+    code, out, _ = run_cli(capsys, "evaluate", tmp_path / "run", "--dataset", "../moved.npz", "--json")
+    assert code == 0 and json.loads(out)["dataset"] == str(tmp_path / "moved.npz")
+
+
+def test_evaluate_on_other_data_checks_it_fits(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    x, y = rng.random((40, 6)), np.arange(40) % 3
+    np.savez(tmp_path / "a.npz", x_train=x, x_test=x, y_train=y, y_test=y)
+    run = tmp_path / "run"
+    assert run_cli(capsys, "train", "cvae", "--dataset", tmp_path / "a.npz", "--preprocess", "none",
+                   "--hidden", 8, "--latent-dim", 2, "--epochs", 1, "--out", run, "--quiet")[0] == 0
+    np.savez(tmp_path / "b.npz", x_train=x, x_test=x[::-1], y_train=y, y_test=y)
+    code, out, _ = run_cli(capsys, "evaluate", run, "--dataset", tmp_path / "b.npz", "--json")
+    assert code == 0 and json.loads(out)["dataset"] == str(tmp_path / "b.npz")
+    code, _, _ = run_cli(capsys, "figures", run, "--dataset", tmp_path / "b.npz", "--out", tmp_path / "f")
+    assert code == 0 and (tmp_path / "f" / "learning-curve.png").is_file()
+    np.savez(tmp_path / "c.npz", x_train=x[:, :5], x_test=x[:, :5], y_train=y, y_test=y)
+    code, _, err = run_cli(capsys, "evaluate", run, "--dataset", tmp_path / "c.npz")
+    assert code == 2 and "holds datapoints of shape (5,) but" in err and "models (6,)" in err
+    np.savez(tmp_path / "d.npz", x_train=x, x_test=x, y_train=y + 1, y_test=y + 1)
+    code, _, err = run_cli(capsys, "evaluate", run, "--dataset", tmp_path / "d.npz")
+    assert code == 2 and "has 4 classes but" in err and "give labels 0..2" in err
 
 # slow: the tutorial's two FA experiments take 25 to 35 s here; the default suite draws the same
 # figures through the same code, from shortened experiments, in test_pretrained's reproduce smoke test

@@ -150,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="(default: 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
     p.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
+    p.add_argument("--dataset", default=None, metavar="NAME|FILE.npz",
+                   help="evaluate on other data of the same shape, read with the run's preprocessing "
+                        "(default: the run's own)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     p = sub.add_parser("sample", help="draw x ~ p(x) from a trained model")
@@ -169,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR",
                    help="(default: RUN_DIR/figures; figures/NAME for pretrained:NAME)")
     p.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
+    p.add_argument("--dataset", default=None, metavar="NAME|FILE.npz",
+                   help="draw the data figures from other data of the same shape (default: the run's own)")
 
     p = sub.add_parser("reproduce", help="train a published recipe (or fetch its shipped model), "
                        "then write its figures and results.json")
@@ -238,9 +243,9 @@ def _cmd_evaluate(args) -> int:
         raise AevbError("--iwae-samples must be >= 0 and --elbo-samples >= 1")
     if args.subset is not None and args.subset < 1:
         raise AevbError("--subset must be at least 1")
-    model, cfg, data, meta = open_run(args.run, args.device, data_dir=args.data_dir)
+    model, cfg, data, meta = open_run(args.run, args.device, data_dir=args.data_dir, dataset=args.dataset)
     elbo_samples = args.elbo_samples or 10 * cfg.train.eval_samples
-    result = {"model": cfg.model, "dataset": meta["data_info"]["dataset"]}
+    result = {"model": cfg.model, "dataset": data.name}
     result.update(evaluate(model, data, args.split, args.batch_size or cfg.train.eval_batch_size,
                            args.iwae_samples, args.seed, progress=not args.json,
                            elbo_samples=elbo_samples, subset=args.subset))
@@ -303,7 +308,7 @@ def _cmd_figures(args) -> int:
         out = Path("figures") / args.run[len(PREFIX):]
     else:
         out = Path(args.run) / "figures"
-    for path in figures.write(args.run, out, data_dir=args.data_dir):
+    for path in figures.write(args.run, out, data_dir=args.data_dir, dataset=args.dataset):
         print(path)
     return 0
 

@@ -44,9 +44,10 @@ def tsne(points: np.ndarray, seed: int) -> np.ndarray:
     return TSNE(n_components=2, init="pca", learning_rate="auto", random_state=seed).fit_transform(points)
 
 
-def write(run: str | Path, out: Path, data_dir: str | None = None) -> list[Path]:
-    """Write every figure of a run (or `pretrained:NAME`) into `out`; returns the files written."""
-    model, cfg, data, meta = open_run(run, data_dir=data_dir)
+def write(run: str | Path, out: Path, data_dir: str | None = None, dataset: str | None = None) -> list[Path]:
+    """Write every figure of a run (or `pretrained:NAME`) into `out`; returns the files written.
+    `dataset` draws the data figures from other data of the same shape (see runs.open_run)."""
+    model, cfg, data, meta = open_run(run, data_dir=data_dir, dataset=dataset)
     info, seed = meta["data_info"], cfg.train.seed
     out.mkdir(parents=True, exist_ok=True)
     written = []

@@ -212,17 +212,36 @@ def resume(out: str | Path, train_overrides: dict | None = None, quiet: bool = F
     return trainer
 
 
-def open_run(run: str | Path, device: str = "cpu", with_data: bool = True,
-             data_dir: str | None = None) -> tuple[models.LatentModel, RunConfig, Data | None, dict]:
+def open_run(run: str | Path, device: str = "cpu", with_data: bool = True, data_dir: str | None = None,
+             dataset: str | None = None) -> tuple[models.LatentModel, RunConfig, Data | None, dict]:
     """A trained run (or `pretrained:NAME`) ready for evaluation: (model in eval mode, config, data,
-    checkpoint meta). `data_dir` overrides the data root the run was trained from."""
+    checkpoint meta). `data_dir` overrides the data root the run was trained from; `dataset`, the
+    data itself (a name or an .npz of the same shape, read with the run's preprocessing)."""
     dev = resolve_device(device)
     model, cfg, meta = checkpoints.load_model(run, dev)
     if data_dir is not None:
         cfg.data.data_dir = data_dir
-    if with_data and is_file(cfg.data.dataset) and not Path(cfg.data.dataset).is_file():
+    if dataset is not None:
+        cfg.data.dataset = absolute(dataset)
+    elif with_data and is_file(cfg.data.dataset) and not Path(cfg.data.dataset).is_file():
         raise AevbError(f"{run} was trained on {cfg.data.dataset}, which is no longer there; "
-                        "put the file back to evaluate the run or draw its figures")
+                        "put the file back, or give the file's new place with --dataset")
     data = prepare_data(cfg, dev) if with_data else None
+    if data is not None and dataset is not None:
+        _check_fits(data, model, meta["data_info"], run)
     return model, cfg, data, meta
+
+
+def _check_fits(data: Data, model: models.LatentModel, info: dict, run: str | Path) -> None:
+    """Data other than a run's own must have its datapoints' shape (a sequential model reads any
+    number of steps) and, for a label-conditioned model, no label the model has not seen."""
+    shape, trained = data.event_shape, tuple(info["event_shape"])
+    if model.sequential:
+        shape, trained = shape[-1:], trained[-1:]
+    if shape != trained:
+        raise AevbError(f"{data.name} holds datapoints of shape {shape} but {run} models {trained}; "
+                        "give data of the shape the run was trained on")
+    if model.uses_labels and len(data.classes) > info["n_classes"]:
+        raise AevbError(f"{data.name} has {len(data.classes)} classes but {run} was trained on "
+                        f"{info['n_classes']}; give labels 0..{info['n_classes'] - 1}")
 
