@@ -98,6 +98,10 @@ def test_evaluate_on_other_data_checks_it_fits(tmp_path, capsys):
     np.savez(tmp_path / "d.npz", x_train=x, x_test=x, y_train=y + 1, y_test=y + 1)
     code, _, err = run_cli(capsys, "evaluate", run, "--dataset", tmp_path / "d.npz")
     assert code == 2 and "has 4 classes but" in err and "give labels 0..2" in err
+    np.savez(tmp_path / "e.npz", x_train=x * 2, x_test=x, y_train=y, y_test=y)
+    code, _, err = run_cli(capsys, "evaluate", run, "--dataset", tmp_path / "e.npz")
+    assert code == 2 and err.count("\n") == 1 and "likelihood needs [0, 1]" in err
+    assert "reads --dataset data with its own --preprocess none" in err
 
 # slow: the tutorial's two FA experiments take 25 to 35 s here; the default suite draws the same
 # figures through the same code, from shortened experiments, in test_pretrained's reproduce smoke test

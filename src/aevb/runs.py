@@ -226,7 +226,14 @@ def open_run(run: str | Path, device: str = "cpu", with_data: bool = True, data_
     elif with_data and is_file(cfg.data.dataset) and not Path(cfg.data.dataset).is_file():
         raise AevbError(f"{run} was trained on {cfg.data.dataset}, which is no longer there; "
                         "put the file back, or give the file's new place with --dataset")
-    data = prepare_data(cfg, dev) if with_data else None
+    try:
+        data = prepare_data(cfg, dev) if with_data else None
+    except AevbError as e:
+        if dataset is None or "--preprocess" not in str(e):
+            raise
+        # the loader's advice is for training; here the run's preprocessing is fixed
+        raise AevbError(f"{e} (but here {run} reads --dataset data with its own --preprocess "
+                        f"{cfg.data.preprocess}, so give data of that kind)") from None
     if data is not None and dataset is not None:
         _check_fits(data, model, meta["data_info"], run)
     return model, cfg, data, meta
