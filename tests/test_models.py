@@ -83,6 +83,48 @@ def test_continuous_bernoulli_is_finite_near_0_half_and_1():
     assert head(torch.zeros(1, 1)).log_prob(torch.full((1, 4), 0.3)).abs().max() < 1e-5
 
 
+def test_relu_dropout_is_a_relu_then_a_dropout():
+    """One module, the same numbers: the same masks under a seed, the same gradient, and in eval
+    mode a plain ReLU."""
+    from aevb.models.nets import ReLUDropout
+
+    y = torch.randn(64, 300, requires_grad=True)
+    y.data[0, :10] = 0.0  # relu'(0) = 0, as torch's ReLU has it
+    torch.manual_seed(3)
+    apart = torch.nn.Dropout(0.3)(torch.relu(y))
+    (g_apart,) = torch.autograd.grad(apart.pow(2).sum(), y)
+    fused = ReLUDropout(0.3)
+    torch.manual_seed(3)
+    together = fused(y)
+    (g_together,) = torch.autograd.grad(together.pow(2).sum(), y)
+    assert torch.equal(together, apart) and torch.equal(g_together, g_apart)
+    dropped = ((together == 0) & (y > 0)).sum() / (y > 0).sum()
+    assert 0.27 < dropped < 0.33  # p = 0.3 of the units that the ReLU lets through
+    fused.eval()
+    assert torch.equal(fused(y), torch.relu(y))
+
+
+@pytest.mark.parametrize("dropout", [0.1, 0.0])
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_mlp_names_its_layers_as_separate_modules_did(dropout, activation):
+    """Models saved when the ReLU and the dropout were two modules load into today's mlp."""
+    from torch import nn
+
+    from aevb.models.nets import ACTIVATIONS, mlp
+
+    separate = []
+    for i in range(3):
+        separate += [nn.Linear(7 if i == 0 else 5, 5), ACTIVATIONS[activation]()]
+        if dropout > 0:
+            separate.append(nn.Dropout(dropout))
+    saved = nn.Sequential(*separate).state_dict()
+    net = mlp(7, 5, 3, dropout, activation)
+    net.load_state_dict(saved)  # strict: the same names and shapes
+    net.eval()
+    x = torch.randn(4, 7)
+    assert torch.equal(net(x), nn.Sequential(*separate).eval()(x))
+
+
 def test_cvae_prior_depends_on_the_label():
     model, _, _ = small("cvae")
     with torch.no_grad():

@@ -237,10 +237,11 @@ def test_compiled_iwae_chunks_match_eager(name):
     torch.testing.assert_close(fused, eager, rtol=1e-5, atol=1e-3)
 
 
-@pytest.mark.parametrize("name", ["gmvae", pytest.param("vrnn", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("name", ["vae", "gmvae", pytest.param("vrnn", marks=pytest.mark.slow)])
 def test_compiled_step_saves_no_relu_masks(name):
     """On the CPU the compiled step recomputes each ReLU's mask from the activation it keeps
-    (`CPU_PARTITION_OPTIONS`): a saved bool mask costs ~4 ns per element to read back."""
+    (`CPU_PARTITION_OPTIONS`), and the VAE's ReLU-dropout reads its gradient off its output
+    (`nets.ReLUDropout`): no bool mask is saved for the backward."""
     tr = tiny_trainer(name, compile=True)
     batch = next(tr.data.batches(tr.data.train, 16, torch.Generator().manual_seed(1)))
     torch._dynamo.reset()  # compile here, with this trainer's options, not from an earlier test
