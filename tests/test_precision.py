@@ -11,7 +11,7 @@ from torch.distributions import ContinuousBernoulli
 
 from aevb import devices, models, runs
 from aevb.cli import main
-from aevb.compiling import COMPILE_FROM_STEPS, compile_from
+from aevb.compiling import AOT_CACHE_OPTIONS, COMPILE_FROM_STEPS, compile_from
 from aevb.config import TrainConfig
 from aevb.data import Data, Split
 from aevb.devices import autocast, native_bf16, resolve_precision
@@ -255,3 +255,20 @@ def test_compiled_step_saves_no_relu_masks(name):
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         tr.train_step(batch.x)
     assert saved and torch.bool not in saved
+
+
+@pytest.mark.skipif(not AOT_CACHE_OPTIONS, reason="this torch cannot cache custom autograd.Functions")
+def test_a_new_compile_of_the_vae_step_reads_aotautograds_cache():
+    """The VAE's ReLUDropout is a custom autograd.Function, which AOTAutograd's cache refuses
+    unless told (`compiling.AOT_CACHE_OPTIONS`); refused, every new process traces the step again."""
+    from torch._dynamo.utils import counters
+
+    data = tiny_trainer().data
+    batch = next(data.batches(data.train, 16, torch.Generator().manual_seed(1)))
+    for _ in range(2):  # the first compile may find the cache empty; the second must read it
+        torch._dynamo.reset()  # forgets this process's compiled graphs, as a new process starts
+        counters.clear()
+        tr = tiny_trainer("vae", compile=True)
+        tr.train_step(batch.x)  # the eager warm-up and the compiled step
+    assert counters["aot_autograd"]["autograd_cache_bypass"] == 0
+    assert counters["aot_autograd"]["autograd_cache_hit"] == 1

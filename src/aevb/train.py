@@ -28,7 +28,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
-import torch._functorch.config  # the partitioner options of compiling.CPU_PARTITION_OPTIONS
+import torch._functorch.config  # AOTAutograd's options (compiling.CPU_PARTITION_OPTIONS ...)
 from tqdm.auto import tqdm
 
 from aevb import atomic, checkpoints, compiling, distributed
@@ -120,7 +120,9 @@ class Trainer:
                          if self.compile_from is not None else None)
         # what the steps run: self.compiler from step self.compile_from on (train_step), else None
         self.compiled = self.compiler if self.compile_from == 0 else None
-        self.partition_options = compiling.CPU_PARTITION_OPTIONS if self.device.type == "cpu" else {}
+        # AOTAutograd's options around compiled steps: its cache, and on the CPU how it partitions
+        self.partition_options = {**compiling.AOT_CACHE_OPTIONS, **(
+            compiling.CPU_PARTITION_OPTIONS if self.device.type == "cpu" else {})}
         # On a GPU in one process, each step after the first two replays a CUDA graph of itself
         # (aevb.cuda_graphs); its learning rate then lives on the device, where a replay reads it.
         graphs = cfg.cuda_graphs if cfg.cuda_graphs is not None else (
