@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import AevbLoop, rates  # noqa: E402
 
 from aevb import models, process  # noqa: E402
-from aevb.compiling import CPU_COMPILE_OPTIONS, CPU_PARTITION_OPTIONS  # noqa: E402
+from aevb.compiling import AOT_CACHE_OPTIONS, CPU_COMPILE_OPTIONS, CPU_PARTITION_OPTIONS  # noqa: E402
 
 
 def ms(fn, seconds: float = 1.0) -> float:
@@ -66,7 +66,8 @@ def step_row(name: str, seconds: float) -> str:
         else:
             fn = lambda x, c, tr=tr: tr._batch_elbo(x, c)  # noqa: E731
         tr.compiled = torch.compile(fn, options=CPU_COMPILE_OPTIONS, dynamic=False)
-        tr.partition_options = CPU_PARTITION_OPTIONS if recompute else {}
+        # the trainer's AOTAutograd options, with or without the partitioner's
+        tr.partition_options = {**AOT_CACHE_OPTIONS, **(CPU_PARTITION_OPTIONS if recompute else {})}
         loop.run(3)  # compiles
         loops[recompute] = loop
     r = rates(loops, batch, seconds)

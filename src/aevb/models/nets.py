@@ -85,9 +85,9 @@ class _ReLUDropout(torch.autograd.Function):
     @staticmethod
     def forward(ctx, y: torch.Tensor, p: float) -> torch.Tensor:
         keep = torch.empty_like(y).bernoulli_(1 - p)  # the draws of nn.Dropout's mask
-        out = y.relu().mul(keep).mul_(1 / (1 - p))
-        ctx.save_for_backward(out)
         ctx.scale = 1 / (1 - p)
+        out = y.relu().mul(keep).mul_(ctx.scale)
+        ctx.save_for_backward(out)
         return out
 
     @staticmethod
