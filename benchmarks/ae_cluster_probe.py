@@ -23,9 +23,9 @@ from sklearn.cluster import KMeans
 from sklearn.mixture import GaussianMixture
 from torch import nn
 
-from aevb import process
 from aevb.clustering import accuracy
 from aevb.data import load, preprocess
+from aevb.runtime import process
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:

@@ -14,8 +14,8 @@ import argparse
 import torch
 from torch import nn
 
-from aevb.checkpoints import load_model
 from aevb.data import load
+from aevb.runs import load_model
 
 
 def train_classifier(data, epochs: int = 3, seed: int = 0) -> nn.Module:

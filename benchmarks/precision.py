@@ -17,17 +17,16 @@ import os
 import tempfile
 from pathlib import Path
 
-from aevb import models, process, runs
-from aevb.config import build_config
+from aevb import runs
 from aevb.evaluate import mean_se, per_datapoint
+from aevb.runtime import process
 
 
 def train_and_score(name: str, precision: str, epochs: int | None, data_dir: str | None, seed: int,
                     out: Path) -> tuple[dict, float, int]:
     """Train one run; returns (per-datapoint fp32 test values, training seconds, epochs)."""
-    cls = models.get(name)
     train = {"precision": precision, "seed": seed, **({"epochs": epochs} if epochs else {})}
-    cfg = build_config(name, cls, [("benchmark", {"data": {"data_dir": data_dir}, "train": train})])
+    cfg = runs.build_config(name, [("benchmark", {"data": {"data_dir": data_dir}, "train": train})])
     trainer = runs.train(cfg, out / f"{name}-{precision}", quiet=True)
     return score(trainer.model, trainer.data, cfg), trainer.seconds, cfg.train.epochs
 

@@ -28,9 +28,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from precision import score  # noqa: E402
 
-from aevb import process, runs  # noqa: E402
+from aevb import runs  # noqa: E402
 from aevb.evaluate import mean_se  # noqa: E402
-from aevb.pretrained import PREFIX, card  # noqa: E402
+from aevb.runs.pretrained import PREFIX, card  # noqa: E402
+from aevb.runtime import process  # noqa: E402
 
 
 def main() -> None:

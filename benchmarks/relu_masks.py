@@ -24,8 +24,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import AevbLoop, rates  # noqa: E402
 
-from aevb import models, process  # noqa: E402
-from aevb.compiling import AOT_CACHE_OPTIONS, CPU_COMPILE_OPTIONS, CPU_PARTITION_OPTIONS  # noqa: E402
+from aevb.models import registry  # noqa: E402
+from aevb.runtime import process  # noqa: E402
+from aevb.runtime.compiling import AOT_CACHE_OPTIONS, CPU_COMPILE_OPTIONS, CPU_PARTITION_OPTIONS  # noqa: E402
 
 
 def ms(fn, seconds: float = 1.0) -> float:
@@ -54,7 +55,7 @@ def kernel_table() -> str:
 
 
 def step_row(name: str, seconds: float) -> str:
-    batch = models.get(name).recipe["train"]["batch_size"]
+    batch = registry.get(name).recipe["train"]["batch_size"]
     loops = {}
     for recompute in (False, True):
         loop = AevbLoop(name, batch, torch.device("cpu"), compile=False)  # its first steps eager
@@ -62,12 +63,14 @@ def step_row(name: str, seconds: float) -> str:
         # Two definitions, so that dynamo compiles each on its own: called through the same code
         # object, the second trainer would reuse the first one's graph (its guards pass).
         if recompute:
-            fn = lambda x, c, tr=tr: tr._batch_elbo(x, c)  # noqa: E731
+            fn = lambda x, c, step=tr.steps: step.elbo(x, c)  # noqa: E731
         else:
-            fn = lambda x, c, tr=tr: tr._batch_elbo(x, c)  # noqa: E731
-        tr.compiled = torch.compile(fn, options=CPU_COMPILE_OPTIONS, dynamic=False)
-        # the trainer's AOTAutograd options, with or without the partitioner's
-        tr.partition_options = {**AOT_CACHE_OPTIONS, **(CPU_PARTITION_OPTIONS if recompute else {})}
+            fn = lambda x, c, step=tr.steps: step.elbo(x, c)  # noqa: E731
+        # compiled from the next step, with the trainer's AOTAutograd options, with or without the
+        # partitioner's
+        tr.steps.compiled = torch.compile(fn, options=CPU_COMPILE_OPTIONS, dynamic=False)
+        tr.steps.compile_from = 0
+        tr.steps.aot_options = {**AOT_CACHE_OPTIONS, **(CPU_PARTITION_OPTIONS if recompute else {})}
         loop.run(3)  # compiles
         loops[recompute] = loop
     r = rates(loops, batch, seconds)

@@ -13,7 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
-from aevb import initialise, pretrained, sweep
+from aevb import sweep
+from aevb.runs import pretrained
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,7 +73,7 @@ def seeds_row(folder: Path) -> str:
     if "cluster_purity" in summary:
         shown += f"; purity {spread('cluster_purity', 3)}"
     shown += f"; ELBO {spread('elbo', 2)}"
-    minutes = sorted(initialise.total_seconds(r) / 60 for r in found.values())
+    minutes = sorted(pretrained.training_seconds(r) / 60 for r in found.values())
     seeds = ",".join(str(s) for s in sorted(found))
     return (f"| {model.upper()} | `{first['recipe']}`, {len(found)} seeds | {ref.get('value', '')} "
             f"({ref.get('metric', '')}) | {shown} [seeds {seeds}, {first['epochs']} epochs each] | "
@@ -97,7 +98,7 @@ def main() -> None:
             who = f"`{name}` ({card['weights_dtype']}), {r['epochs']} epochs"
         else:
             who = f"trained by the command, {r['epochs']} epochs"
-        t = initialise.total_seconds(r)
+        t = pretrained.training_seconds(r)
         took = f"{t:.0f} s" if t < 120 else f"{t / 60:.1f} min"
         print(f"| {r['model'].upper()} | `{r['recipe']}` | {ref.get('value', '')} "
               f"({ref.get('metric', '')}) | {ours(r)} [{who}] | "

@@ -1,4 +1,4 @@
-"""Training throughput: aevb's trainer against the tutorial-style loop, in one run on one machine.
+"""Training throughput: aevb's trainer against the tutorial's notebook code, in one run on one machine.
 
     python benchmarks/throughput.py                       # vae, gmvae, vrnn; recipe and large batch
     python benchmarks/throughput.py --models vae --large-batch 512 --seconds 20
@@ -6,15 +6,14 @@
 
 For each model and batch size it prints images/s for `aevb`'s `Trainer.train_step` with the
 recipe's precision and compile setting (what `aevb train` chooses for the recipe's whole run on
-this device), for the same with compile flipped, on a GPU for the same
-without CUDA graphs (`--no-cuda-graphs`), and for the reference loop of `tutorial_loops.py` (same
-architecture, the tutorial's style); the ratio of aevb to the
-reference; and the achieved FLOP/s as a fraction of the matrix-product peak for that precision,
-which the script measures first. The loops are timed in interleaved turns, so a noisy neighbour
-slows all of them alike. FLOPs per image come from `torch.utils.flop_counter` on one training step
-of aevb's model (forward and backward matrix products). The data are random bytes shaped like
-MNIST: throughput does not depend on pixel values, now that the script flushes denormal floats
-(with them, random images made Adam's step 7x slower). Compilation happens before the timing.
+this device), for the same with compile flipped, on a GPU for the same without CUDA graphs
+(`--no-cuda-graphs`), and for the tutorial's own notebook code (`tutorial_loops.py`); the ratio of
+aevb to the tutorial's code; and the achieved FLOP/s as a fraction of the matrix-product peak for
+that precision, which the script measures first. The loops are timed in interleaved turns, so a
+noisy neighbour slows all of them alike. FLOPs per image come from `torch.utils.flop_counter` on
+one eager training step of aevb's model (forward and backward matrix products). The data are
+random bytes shaped like MNIST: throughput does not depend on pixel values, as the script flushes
+denormal floats. Compilation happens before the timing.
 """
 
 from __future__ import annotations
@@ -30,14 +29,15 @@ import torch
 from torch._dynamo.utils import counters
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tutorial_loops import TUTORIAL_MODELS, describe, sync, to_device, train_steps  # noqa: E402
+from tutorial_loops import TUTORIAL_MODELS, NotebookLoop, describe, sync  # noqa: E402
 
-from aevb import models, process  # noqa: E402
-from aevb.compiling import compile_from  # noqa: E402
-from aevb.config import build_config  # noqa: E402
 from aevb.data import Data, Split  # noqa: E402
-from aevb.devices import PRECISIONS, resolve_device, resolve_precision  # noqa: E402
-from aevb.train import Trainer  # noqa: E402
+from aevb.models import registry  # noqa: E402
+from aevb.runs import build_config  # noqa: E402
+from aevb.runtime import process  # noqa: E402
+from aevb.runtime.compiling import compile_from  # noqa: E402
+from aevb.runtime.devices import PRECISIONS, resolve_device, resolve_precision  # noqa: E402
+from aevb.training.trainer import Trainer  # noqa: E402
 
 N_IMAGES = 6000
 N_MNIST = 60_000  # training images, for the length of a recipe's run
@@ -70,8 +70,9 @@ def fake_mnist(seed: int = 0) -> Data:
 
 
 def aevb_trainer(name: str, batch_size: int, device: torch.device, **train) -> Trainer:
-    cls = models.get(name)
-    cfg = build_config(name, cls, [("benchmark", {"train": {"batch_size": batch_size, **train}})])
+    cls = registry.get(name)
+    cfg = build_config(name, [("benchmark", {"train": {"batch_size": batch_size, "device": device.type,
+                                                         **train}})])
     data = fake_mnist()
     data.preprocess = cfg.data.preprocess
     if cls.sequential:
@@ -92,17 +93,14 @@ class AevbLoop:
 
         b = next(self.batches)
         # Count on an eager step: a compiled function first called under a dispatch mode is given
-        # up by dynamo for good, and every later step would then run eagerly. So the trainer must
-        # neither run its compiled function nor switch to it (compile_from) in this step.
+        # up by dynamo for good, and every later step would then run eagerly.
         tr = self.trainer
-        saved, (tr.compiled, tr.compile_from) = (tr.compiled, tr.compile_from), (None, None)
-        with FlopCounterMode(display=False) as counter:
+        with FlopCounterMode(display=False) as counter, tr.steps.eager():
             tr.train_step(b.x, tr.model.condition(b))
-        tr.compiled, tr.compile_from = saved
         self.flops = counter.get_total_flops() / batch_size  # per image, forward and backward
         graphs = counters["stats"]["unique_graphs"]
         self.run(3)  # compiles here when compile is on from the start
-        if tr.compiled is not None and counters["stats"]["unique_graphs"] == graphs:
+        if tr.steps.compiling and counters["stats"]["unique_graphs"] == graphs:
             raise RuntimeError(f"{name}: the compiled step compiled no graph, so it runs eagerly")
 
     def _batches(self):
@@ -121,16 +119,17 @@ class AevbLoop:
 
 
 class ReferenceLoop:
-    """The tutorial-style loop of `tutorial_loops.py`, timed in chunks of `steps`."""
+    """The tutorial's notebook code (`tutorial_loops.py`), timed in chunks of `steps`."""
 
     def __init__(self, name: str, batch_size: int, device: torch.device):
         torch.manual_seed(0)
-        self.model = to_device(TUTORIAL_MODELS[name](), device)
-        self.x, self.bs = fake_mnist().train.x, batch_size  # on the CPU, in the DataLoader
+        self.loop = NotebookLoop(TUTORIAL_MODELS[name](device), fake_mnist().train.x, batch_size, device)
+        self.device = device
         self.run(2)
 
     def run(self, steps: int) -> None:
-        train_steps(self.model, self.x, self.bs, steps)
+        self.loop.train(steps)
+        sync(self.device)
 
 
 def rates(loops: dict, batch_size: int, seconds: float, rounds: int = 5) -> dict[str, float]:
@@ -167,24 +166,25 @@ def main() -> None:
     if load > 0.5 and device.type == "cpu":
         print(f"warning: load average {load:.1f} before the run; another job shares the CPU and "
               "the figures below are not to be trusted", file=sys.stderr)
-    precisions = {name: resolve_precision(args.precision or models.get(name).recipe["train"].get(
+    precisions = {name: resolve_precision(args.precision or registry.get(name).recipe["train"].get(
         "precision", "fp32"), device) for name in args.models}
     peaks = {prec: matmul_peak(PRECISIONS[prec], device) for prec in sorted(set(precisions.values()))}
     print(f"torch {torch.__version__}, {describe(device)}; matmul peak: "
           + ", ".join(f"{k} {v / 1e9:,.0f} GFLOP/s" for k, v in peaks.items()))
     graphs = device.type == "cuda"  # aevb's default there; the table adds the trainer without them
     print(f"| model | batch | precision | compile | aevb img/s | compile flipped "
-          f"{'| CUDA graphs off ' if graphs else ''}| tutorial-style img/s "
+          f"{'| CUDA graphs off ' if graphs else ''}| tutorial's code img/s "
           "| ratio | GFLOP per image | aevb GFLOP/s | of peak |")
     print("| --- " * (12 if graphs else 11) + "|")
     for name in args.models:
-        recipe = models.get(name).recipe["train"]
+        recipe = registry.get(name).recipe["train"]
         precision = precisions[name]
         # what `aevb train NAME` does on this device: on for the recipes on a CPU, off for the
         # VRNN's 4,200 steps on a GPU, where compiling would not repay itself (aevb.compiling.compile_from)
         epoch = math.ceil(N_MNIST / recipe["batch_size"])  # steps
-        cls = models.get(name)
-        compile_ = compile_from(build_config(name, cls, []).train, cls.compilable, device,
+        cls = registry.get(name)
+        compile_ = compile_from(build_config(name, [("benchmark", {"train": {"device": device.type}})]).train,
+                                cls.compilable, device,
                                 recipe["epochs"] * epoch, epoch) is not None
         for bs in dict.fromkeys(b for b in (recipe["batch_size"], args.large_batch) if b):
             torch._dynamo.reset()  # each cell compiles afresh, as `aevb train` in its own process

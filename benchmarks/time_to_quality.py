@@ -1,4 +1,4 @@
-"""Wall time to the tutorial's number: the tutorial-style loop against aevb's default recipe.
+"""Wall time to the tutorial's number: the tutorial's notebook code against aevb's default recipe.
 
     python benchmarks/time_to_quality.py --data-dir ../shared/data              # all three, ~45 min
     python benchmarks/time_to_quality.py --data-dir ../shared/data --models vae
@@ -6,13 +6,11 @@
     python benchmarks/time_to_quality.py --data-dir ../shared/data --models vrnn --loops aevb --no-compile
 
 Each model's aevb loop compiles afresh (`torch._dynamo.reset()`), as `aevb train` does in a process
-of its own. On 2026-11-26, before that reset, the VRNN compiled after the other models took 60 s
-longer to its first evaluation than alone; on 2026-11-27 all three in one process matched the
-separate runs (the README has both).
+of its own, and checks each step for faults as `aevb train` does.
 
 For each model both loops train on the full MNIST from the same seed, and every `--every` of an
 epoch the test metric is computed on the whole test set (aevb's `epoch_metrics`, fp32; the
-reference loop's own `test_elbo`, one draw per point, as the tutorial reported it). The VAE's two
+notebook code's `test_elbo`, one draw per point, as the tutorial reported it). The VAE's two
 are scored with one yardstick, the exact continuous-Bernoulli normaliser that aevb uses. The
 tutorial's, torch's, clamps |logit| at 15.9, so it understates log p(x|z) by up to 0.6 nats for
 every saturated pixel and is not a normalised density there; `--torch-normaliser` scores both with
@@ -40,16 +38,15 @@ import torch
 from torch.distributions import ContinuousBernoulli
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tutorial_loops import TUTORIAL_MODELS, describe, sync, test_elbo, to_device, train_steps  # noqa: E402
+from tutorial_loops import TUTORIAL_MODELS, NotebookLoop, describe, sync, test_elbo  # noqa: E402
 
-from aevb import models, process  # noqa: E402
-from aevb.checkpoints import build_model  # noqa: E402
-from aevb.config import build_config  # noqa: E402
-from aevb.devices import resolve_device, resolve_precision  # noqa: E402
 from aevb.evaluate import epoch_metrics  # noqa: E402
+from aevb.models import registry  # noqa: E402
 from aevb.models.nets import ContinuousBernoulliLogits  # noqa: E402
-from aevb.runs import data_info, prepare_data  # noqa: E402
-from aevb.train import Trainer  # noqa: E402
+from aevb.runs import build_config, build_model, data_info, prepare_data  # noqa: E402
+from aevb.runtime import process  # noqa: E402
+from aevb.runtime.devices import resolve_device, resolve_precision  # noqa: E402
+from aevb.training.trainer import Trainer  # noqa: E402
 
 TARGETS = {"vae": 1788.0, "gmvae": -80.5 - math.log(10), "vrnn": -78.3}
 EVERY = {"vae": 0.02, "gmvae": 0.25, "vrnn": 0.2}  # epochs between evaluations
@@ -70,10 +67,9 @@ def normaliser(exact: bool):
 def aevb_time(name: str, data_dir: str | None, every: float, budget: float, seed: int,
               train_overrides: dict, exact: bool, device: torch.device) -> tuple[float | None, list]:
     """Train aevb's default recipe; returns (training seconds at the first pass or None, trace)."""
-    cls = models.get(name)
     torch._dynamo.reset()  # compile afresh, as `aevb train` does in its own process
-    cfg = build_config(name, cls, [("benchmark", {"data": {"data_dir": data_dir},
-                                                  "train": {"seed": seed, **train_overrides}})])
+    train = {"seed": seed, "device": device.type, **train_overrides}
+    cfg = build_config(name, [("benchmark", {"data": {"data_dir": data_dir}, "train": train})])
     data = prepare_data(cfg, device)
     torch.manual_seed(seed)
     model = build_model(cfg, data_info(data)).to(device)  # as `aevb train` builds it
@@ -81,7 +77,7 @@ def aevb_time(name: str, data_dir: str | None, every: float, budget: float, seed
     trainer = Trainer(model, data, cfg.train, quiet=True)
     bs, n = cfg.train.batch_size, len(data.train)
     check = max(1, round(every * n / bs))  # steps between evaluations
-    # the clock includes building the trainer, which may check the CPU for compiling (aevb.compiling)
+    # the clock includes building the trainer, which may check the CPU for compiling
     trace, seconds = [], time.perf_counter() - built
     while seconds < budget:
         order = torch.randperm(n, generator=trainer.gen, device=trainer.gen.device)
@@ -89,6 +85,8 @@ def aevb_time(name: str, data_dir: str | None, every: float, budget: float, seed
         for b in data.batches(data.train, bs, trainer.gen, order):
             trainer.train_step(b.x, model.condition(b))
             trainer.step += 1
+            if trainer.monitor.check():
+                raise RuntimeError(f"aevb {name}: a fault at step {trainer.step}")
             if trainer.step % check == 0:
                 sync(device)
                 seconds += time.perf_counter() - start
@@ -108,19 +106,21 @@ def aevb_time(name: str, data_dir: str | None, every: float, budget: float, seed
 
 def reference_time(name: str, data_dir: str | None, every: float, budget: float, seed: int,
                    exact: bool, device: torch.device) -> tuple[float | None, list]:
-    """Train the tutorial-style loop; returns (training seconds at the first pass or None, trace)."""
-    cls = models.get(name)
-    cfg = build_config(name, cls, [("benchmark", {"data": {"data_dir": data_dir}})])
-    data = prepare_data(cfg)  # only for the raw uint8 pixels; the loop preprocesses them itself
+    """Train the notebook code; returns (training seconds at the first pass or None, trace). Its
+    data are prepared once before the clock starts, as the notebooks do in a cell of their own."""
+    cfg = build_config(name, [("benchmark", {"data": {"data_dir": data_dir}, "train": {"device": "cpu"}})])
+    data = prepare_data(cfg)  # only for the raw uint8 pixels; the loop prepares them itself
     x_train, x_test = data.train.x.flatten(1), data.test.x.flatten(1)
     torch.manual_seed(seed)
-    model = to_device(TUTORIAL_MODELS[name](), device)
-    bs = cfg.train.batch_size
+    model = TUTORIAL_MODELS[name](device)
+    bs = model.batch_size
+    loop = NotebookLoop(model, x_train, bs, device, seed)
     check = max(1, round(every * len(x_train) / bs))
     trace, seconds, steps = [], 0.0, 0
     while seconds < budget:
         start = time.perf_counter()
-        train_steps(model, x_train, bs, check)
+        loop.train(check)
+        sync(device)
         seconds += time.perf_counter() - start
         steps += check
         metric = test_elbo(model, x_test, exact_normaliser=exact)
@@ -167,9 +167,9 @@ def main() -> None:
                                 not args.torch_normaliser, device)
         rows.append((name, every, ref, ours))
     fmt = lambda s: s if isinstance(s, str) else "not reached" if s is None else f"{s:,.1f} s"  # noqa: E731
-    precisions = sorted({resolve_precision(args.precision or models.get(name).recipe["train"].get(
+    precisions = sorted({resolve_precision(args.precision or registry.get(name).recipe["train"].get(
         "precision", "fp32"), device) for name in args.models})
-    print(f"\n| model | target test ELBO | evaluated every | tutorial-style loop | aevb default recipe "
+    print(f"\n| model | target test ELBO | evaluated every | tutorial's code | aevb default recipe "
           f"| speed-up |  ("
           f"{'torch' if args.torch_normaliser else 'exact'} CB normaliser, torch {torch.__version__}, "
           f"{describe(device)}, aevb in {' and '.join(precisions)})")

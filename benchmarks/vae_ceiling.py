@@ -3,12 +3,12 @@
     python benchmarks/vae_ceiling.py                 # batch 32, the recipe's
     python benchmarks/vae_ceiling.py --batch-size 512
 
-The throughput target for the VAE (3x the tutorial-style loop at batch 32) is a question of
+The throughput target for the VAE (3x the tutorial's code at batch 32) is a question of
 per-step overhead, not arithmetic: a step is 32 x 7 MFLOP. This times, in interleaved turns in one
 process, aevb's `Trainer.train_step` (the recipe's bf16 + compile, and fp32 + compile) beside a
 plain loop of the same network written for speed by hand (tensors in, no torch.distributions, no
 DataLoader, no host sync, one fused Adam) and the same plain loop with Adam's default (foreach)
-implementation, and the tutorial-style reference of `tutorial_loops.py`. Ratios are to the
+implementation, and the tutorial's notebook code (`tutorial_loops.py`). Ratios are to the
 reference. The data are random bytes, dequantized, as in `throughput.py`.
 """
 
@@ -25,9 +25,9 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import AevbLoop, ReferenceLoop, fake_mnist, rates  # noqa: E402
 
-from aevb import process  # noqa: E402
 from aevb.data import preprocess  # noqa: E402
 from aevb.models.nets import continuous_bernoulli_log_norm  # noqa: E402
+from aevb.runtime import process  # noqa: E402
 
 
 class PlainLoop:
@@ -87,10 +87,10 @@ def main() -> None:
         "aevb, fp32 compiled": AevbLoop("vae", bs, cpu, precision="fp32", compile=True),
         "plain loop, fused Adam": PlainLoop(bs, fused=True),
         "plain loop, foreach Adam": PlainLoop(bs, fused=False),
-        "tutorial-style reference": ReferenceLoop("vae", bs, cpu),
+        "tutorial's notebook code": ReferenceLoop("vae", bs, cpu),
     }
     r = rates(loops, bs, args.seconds)
-    ref = r["tutorial-style reference"]
+    ref = r["tutorial's notebook code"]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, VAE at batch {bs}")
     print("| loop | img/s | against the reference |")
     print("| --- | --- | --- |")

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import torch
 
-from aevb import checkpoints
+from aevb.runs.load import load_checkpoint
 
 
 def outcome(run: Path) -> tuple[dict[str, torch.Tensor], list[dict]]:
     """The final model tensors and the metrics lines without wall times."""
-    tensors, _ = checkpoints.load(run)
+    tensors, _ = load_checkpoint(run)
     model = {k: v for k, v in tensors.items() if k.startswith("model/")}
     records = [{k: v for k, v in json.loads(s).items() if k != "seconds"}
                for s in (run / "metrics.jsonl").read_text().splitlines()]

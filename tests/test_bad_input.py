@@ -13,12 +13,13 @@ import pytest
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from aevb import checkpoints, runs
 from aevb import data as D
+from aevb import runs
 from aevb.cli import main
 from aevb.config import RunConfig, TrainConfig
 from aevb.errors import AevbError
 from aevb.models.vae import VAEConfig
+from aevb.runs.directory import CHECKPOINT
 
 
 def idx(array: np.ndarray, magic: bytes | None = None) -> bytes:
@@ -80,7 +81,7 @@ def copy_run(src: Path, dst: Path, **meta_changes) -> str:
     for f in src.iterdir():
         (dst / f.name).write_bytes(f.read_bytes())
     if meta_changes:
-        path = dst / checkpoints.CHECKPOINT
+        path = dst / CKPT
         with safe_open(str(path), framework="pt") as f:
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
             meta = json.loads(f.metadata()["aevb"])
@@ -105,7 +106,7 @@ class Evil:
 
 TINY = ["train", "vae", "--dataset", "tiny", "--data-dir"]
 NPZ = ["--preprocess", "none", "--dataset"]
-CKPT = checkpoints.CHECKPOINT
+CKPT = CHECKPOINT
 
 # Each case: (id, setup(tmp_path, monkeypatch, fa_run) -> argv, text the one-line error must hold).
 CASES = [
@@ -168,7 +169,7 @@ CASES = [
     ("zero latent size", lambda t, m, r: ["train", "vae", "--latent-dim", "0"], "latent_dim"),
     ("dropout of 1", lambda t, m, r: ["train", "vae", "--dropout", "1"], "must be in [0, 1)"),
     ("non-positive clipping", lambda t, m, r: ["train", "fa", "--clip-grad", "0"], "clip_grad"),
-    ("unknown --on-nan", lambda t, m, r: ["train", "fa", "--on-nan", "ignore"], "stop or rollback"),
+    ("unknown --on-nan", lambda t, m, r: ["train", "fa", "--on-nan", "ignore"], "one of stop, rollback"),
     ("unknown precision", lambda t, m, r: ["train", "fa", "--precision", "fp8"], "unknown precision"),
     ("negative --iwae-samples", lambda t, m, r: ["evaluate", str(r), "--iwae-samples", "-1"],
      "--iwae-samples must be >= 0"),
@@ -253,7 +254,7 @@ def test_api_errors(tmp_path, fa_run):
         (lambda: D.load("fa-synthetic", preprocess_mode="whiten"), "unknown preprocessing"),
         (lambda: runs.train(RunConfig("vae", VAEConfig(), train=TrainConfig(epochs=0)), tmp_path / "r"),
          "epochs"),
-        (lambda: checkpoints.load_model(tmp_path), "no checkpoint here"),
+        (lambda: runs.load_model(tmp_path), "no checkpoint here"),
         (lambda: runs.resume(tmp_path / "nothing", {}), "no checkpoint here"),
         (lambda: runs.resume(fa_run, {"batch_size": 3}), "cannot change when resuming"),
     ]

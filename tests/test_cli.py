@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from aevb import checkpoints, models, runs
+from aevb import runs
 from aevb.cli import main
 from aevb.errors import AevbError
+from aevb.models import registry
+from aevb.runs.load import load_checkpoint
 
 
 def run_cli(capsys, *argv):
@@ -32,7 +34,7 @@ def expect_usage_error(capsys, *argv, match=""):
 OFFLINE_DATASET = {"fa": "fa-synthetic"}  # every other model trains on the packaged MNIST sample
 
 
-@pytest.mark.parametrize("name", sorted(models.MODELS))
+@pytest.mark.parametrize("name", sorted(registry.MODELS))
 def test_smoke_every_model(tmp_path, capsys, name):
     run = tmp_path / "run"
     dataset = OFFLINE_DATASET.get(name, "mnist-sample")
@@ -227,7 +229,7 @@ def test_divergence_is_one_line_and_writes_no_nan(tmp_path, capsys):
     code, _, err = run_cli(capsys, "train", "fa", "--lr", 1e4, "--epochs", 2, "--out", run, "--quiet")
     assert code == 2 and err.count("\n") == 1 and "training diverged" in err and "lower --lr" in err
     assert "nan" not in (run / "metrics.jsonl").read_text().lower()
-    tensors, meta = checkpoints.load(run)  # the last good one: here the step-0 checkpoint
+    tensors, meta = load_checkpoint(run)  # the last good one: here the step-0 checkpoint
     assert meta["step"] == 0 and all(torch.isfinite(t).all() for t in tensors.values())
 
 

@@ -8,7 +8,7 @@ import pytest
 from torch._inductor import config, cpu_vec_isa
 from torch._inductor.runtime import cache_dir_utils
 
-from aevb import compiling
+from aevb.runtime import compiling
 
 VEC_ISA_OK = config.cpp.vec_isa_ok  # as this process started (TORCHINDUCTOR_VEC_ISA_OK sets it)
 

@@ -4,8 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from aevb import models
-from aevb.config import build_config, read_toml
+from aevb.runs.resolve import build_config, read_toml
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml"))
 
@@ -18,5 +17,5 @@ def test_there_are_recipes():
 def test_recipe_builds(path):
     raw = read_toml(path)
     assert raw.get("description"), "each recipe says what it reproduces"
-    cfg = build_config(raw["model"], models.get(raw["model"]), [(str(path), raw)])
+    cfg = build_config(raw["model"], [(str(path), raw)])
     assert cfg.model == raw["model"] and cfg.train.epochs > 0

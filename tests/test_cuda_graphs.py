@@ -1,11 +1,13 @@
-"""CUDA graphs (aevb.cuda_graphs): a graphed run ends where an eager one does, to 1e-5. Needs a GPU."""
+"""CUDA graphs (aevb.runtime.cuda_graphs): a graphed run ends where an eager one does, to 1e-5.
+Needs a GPU."""
 
 import pytest
 import torch
 
-from aevb import compiling, models, runs
-from aevb.config import build_config
+from aevb import runs
 from aevb.errors import AevbError
+from aevb.runs import build_config
+from aevb.runtime import compiling
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -14,8 +16,7 @@ def run(out, name, graphs, **train):
     """`aevb train NAME` on mnist-sample: batches of 96 leave a short last batch of 8 (eager)."""
     train = {"device": "cuda", "cuda_graphs": graphs, "compile": False, "batch_size": 96,
              "epochs": 2, "eval_samples": 1, "precision": "fp32", **train}
-    cfg = build_config(name, models.get(name), [("test", {"data": {"dataset": "mnist-sample"},
-                                                           "train": train})])
+    cfg = build_config(name, [("test", {"data": {"dataset": "mnist-sample"}, "train": train})])
     return runs.train(cfg, out, quiet=True)
 
 
@@ -30,7 +31,7 @@ def test_graphed_run_matches_eager(tmp_path, name):
     """Every model, with its dropout and posterior draws: the same parameters as eager steps."""
     graphed = run(tmp_path / "g", name, True)
     eager = run(tmp_path / "e", name, False)
-    assert graphed.graphed.graph is not None and eager.graphed is None
+    assert graphed.steps.graphed.graph is not None and eager.steps.graphed is None
     assert max_difference(graphed, eager) < 1e-5
     assert graphed.metrics[-1]["test_elbo"] == pytest.approx(eager.metrics[-1]["test_elbo"], abs=1e-3)
 
@@ -49,8 +50,8 @@ def test_compiling_unasked_starts_after_an_eager_first_epoch(tmp_path, monkeypat
     monkeypatch.setitem(compiling.COMPILE_FROM_STEPS, "cuda", 1)  # so that this short run compiles
     graphed = run(tmp_path / "g", "vae", True, compile=None)
     eager = run(tmp_path / "e", "vae", False, compile=None)
-    assert graphed.compile_from == graphed.steps_per_epoch > 0
-    assert graphed.compiled is graphed.compiler is not None and graphed.graphed.graph is not None
+    assert graphed.steps.compile_from == graphed.steps_per_epoch > 0
+    assert graphed.steps.compiling and graphed.steps.graphed.graph is not None
     assert max_difference(graphed, eager) < 1e-5
 
 
@@ -78,7 +79,7 @@ def test_a_nan_parameter_is_a_fault_not_a_crash(tmp_path):
     with torch.no_grad():
         next(trainer.model.parameters()).fill_(float("nan"))
     trainer.train_step(batch.x)
-    assert trainer.check_faults(now=True) == f"step {trainer.step + 1}: the loss is not finite"
+    assert trainer.monitor.check(now=True) == f"step {trainer.step + 1}: the loss is not finite"
 
 
 def test_cuda_graphs_need_cuda(tmp_path):

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from aevb import checkpoints, distributed
+from aevb.runs.load import load_checkpoint
+from aevb.runtime import distributed
 from run_outcome import assert_same, outcome
 
 # The `aevb` command (`console`, which also leaves a torchrun rank without Python's shutdown),
@@ -77,15 +78,15 @@ def test_with_noise_a_rerun_is_identical_and_resume_ends_where_it_would(tmp_path
     argv = [*MODELS["vae"], "--epochs", "3"]
     aevb(tmp_path, [*argv, "--out", tmp_path / "whole"], procs=2)
     aevb(tmp_path, [*argv, "--max-steps", "70", "--out", tmp_path / "split"], procs=2)
-    tensors, meta = checkpoints.load(tmp_path / "split")
+    tensors, meta = load_checkpoint(tmp_path / "split")
     assert meta["step"] == 70 and meta["world_size"] == 2 and "rng/torch/1" in tensors
     aevb(tmp_path, ["train", "vae", "--resume", "--max-steps", "150", "--out", tmp_path / "split",
                     "--quiet"], procs=2)
     # the split run's first 70 steps rerun the whole run's in new processes, so this also says a
     # rerun is identical: any noise not drawn from the saved streams would part the two
     assert_same(tmp_path / "split", tmp_path / "whole")
-    assert sorted(p.name for p in (tmp_path / "whole").iterdir()) == [
-        "checkpoint.safetensors", "config.json", "metrics.jsonl"]
+    assert sorted(p.name for p in (tmp_path / "whole").iterdir()) == [  # rank 0's files alone
+        ".lock", "checkpoint.safetensors", "config.json", "metrics.jsonl"]
 
 
 def test_other_commands_refuse_torchrun(tmp_path):

@@ -14,19 +14,23 @@ from pathlib import Path
 import pytest
 import torch
 
-from aevb import checkpoints, models, runs
+from aevb import runs
 from aevb.cli import main
-from aevb.config import TrainConfig, build_config
+from aevb.config import TrainConfig
 from aevb.data import load
 from aevb.errors import AevbError, Interrupted
-from aevb.train import MAX_ROLLBACKS, ROLLBACK_LR, Trainer
+from aevb.models import registry
+from aevb.runs import launch
+from aevb.runs.load import load_checkpoint
+from aevb.training.faults import MAX_ROLLBACKS, ROLLBACK_LR
+from aevb.training.trainer import Trainer
 from run_outcome import assert_same
 
 STEPS_PER_EPOCH = 32  # FA's 1000 training points at the recipe's batch of 32
 
 
 def fa_config(**train):
-    return build_config("fa", models.get("fa"), [("test", {"train": train})])
+    return runs.build_config("fa", [("test", {"train": train})])
 
 
 def poison(model, step: int | None, where: str = "loss", every_after: bool = False):
@@ -57,13 +61,13 @@ def poison(model, step: int | None, where: str = "loss", every_after: bool = Fal
 
 
 def poisoned_build(monkeypatch, step, where="loss", every_after=False):
-    build = checkpoints.build_model
-    monkeypatch.setattr(checkpoints, "build_model",
+    build = launch.build_model
+    monkeypatch.setattr(launch, "build_model",
                         lambda cfg, info: poison(build(cfg, info), step, where, every_after))
 
 
 def finite_checkpoint(run: Path) -> dict:
-    tensors, meta = checkpoints.load(run)
+    tensors, meta = load_checkpoint(run)
     assert all(torch.isfinite(v).all() for k, v in tensors.items() if k.startswith("model/"))
     return meta
 
@@ -91,14 +95,14 @@ def test_a_nan_gradient_is_named_with_clipping_too(tmp_path, monkeypatch):
 def test_a_faulty_step_changes_nothing():
     data = load("fa-synthetic")
     torch.manual_seed(0)
-    model = models.get("fa")(models.get("fa").Config(), (3,), None)
+    model = registry.get("fa")(registry.get("fa").Config(), (3,), None)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     trainer = Trainer(poison(model, step=1, where="W"), data, TrainConfig(epochs=1), quiet=True)
     with pytest.raises(AevbError, match="step 1: the gradient of W"):
         trainer.fit()
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k  # Adam skipped the whole update, not only W's
-    assert all(s["step"].item() == 0 for s in trainer.opt.state.values())
+    assert all(s["step"].item() == 0 for s in trainer.steps.optimizer.state.values())
 
 
 def test_rollback_restores_the_last_checkpoint_with_a_lower_learning_rate(tmp_path, monkeypatch):
@@ -125,7 +129,7 @@ def test_rollback_gives_up_when_lowering_the_rate_does_not_help(tmp_path, monkey
 @pytest.mark.parametrize("clip", [None, 1e-3])
 def test_clip_grad_bounds_the_gradient_norm(clip):
     data = load("fa-synthetic")
-    model = models.get("fa")(models.get("fa").Config(), (3,), None)
+    model = registry.get("fa")(registry.get("fa").Config(), (3,), None)
     trainer = Trainer(model, data, TrainConfig(clip_grad=clip), quiet=True)
     trainer.train_step(data.train.x[:32])
     norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()]))
@@ -147,7 +151,7 @@ TRAIN = ["train", "vae", "--dataset", "mnist-sample", "--preprocess", "binarize-
 # temporary file holds half the checkpoint: a crash in the middle of a write.
 KILL_IN_WRITE = """
 import os, signal, sys
-import aevb.checkpoints as c
+import aevb.runs.checkpoints as c
 from aevb.cli import main
 real, n = c.save_file, [0]
 def save_file(tensors, path, metadata=None):
@@ -242,7 +246,7 @@ def test_an_interrupted_reproduce_or_sweep_says_how_to_go_on(tmp_path, monkeypat
         raise Interrupted("SIGINT: training stopped at step 3 and saved", "aevb train fa --resume")
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(runs, "train", stopped)
+    monkeypatch.setattr(launch, "train", stopped)
     assert main(argv) == 130
     err = capsys.readouterr().err
     assert err == f"aevb: SIGINT: training stopped at step 3 and saved; continue it with {hint}\n"

@@ -7,6 +7,7 @@ import struct
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -161,9 +162,9 @@ def test_npz_of_any_arrays(tmp_path, arrays):
     event("accepted" if data is not None else "refused")  # see --hypothesis-show-statistics
     if data is not None:  # what was accepted is finite, numeric and consistent
         for split in (data.train, data.test):
-            assert split.x.is_floating_point() or split.x.dtype == D.torch.uint8
+            assert split.x.is_floating_point() or split.x.dtype == torch.uint8
             assert split.x[0].numel() > 0  # at least one feature
-            assert D.torch.isfinite(split.x.float()).all()
+            assert torch.isfinite(split.x.float()).all()
             assert split.y is None or (len(split.y) == len(split.x) and (split.y >= 0).all())
         assert data.train.x.shape[1:] == data.test.x.shape[1:]
 

@@ -9,15 +9,17 @@ import pytest
 import torch
 from torch.distributions import ContinuousBernoulli
 
-from aevb import devices, models, runs
 from aevb.cli import main
-from aevb.compiling import AOT_CACHE_OPTIONS, COMPILE_FROM_STEPS, compile_from
 from aevb.config import TrainConfig
 from aevb.data import Data, Split
-from aevb.devices import autocast, native_bf16, resolve_precision
 from aevb.errors import AevbError
+from aevb.models import registry
 from aevb.models.nets import ContinuousBernoulliLogits
-from aevb.train import Trainer
+from aevb.runs import launch
+from aevb.runtime import devices
+from aevb.runtime.compiling import AOT_CACHE_OPTIONS, COMPILE_FROM_STEPS, compile_from
+from aevb.runtime.devices import autocast, native_bf16, resolve_precision
+from aevb.training.trainer import Trainer
 
 
 def reference_log_norm(a: torch.Tensor) -> torch.Tensor:
@@ -51,7 +53,7 @@ def test_cb_log_norm_gradient_is_finite_at_zero():
 
 
 def tiny_trainer(name="vae", **train) -> Trainer:
-    cls = models.get(name)
+    cls = registry.get(name)
     cfg = cls.Config(hidden=16)
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (64, 28, 28) if cls.sequential else (64, 784), generator=g, dtype=torch.uint8)
@@ -69,7 +71,7 @@ def test_bf16_runs_the_layers_in_bf16_and_keeps_densities_and_adam_in_fp32(name)
     handles = [m.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
                for m in tr.model.modules() if isinstance(m, torch.nn.Linear)]
     b = next(tr.data.batches(tr.data.train, 16, tr.gen))
-    with tr.autocast:
+    with tr.steps.autocast:
         t = tr.model.terms(b.x, tr.model.condition(b), 2)
     for h in handles:
         h.remove()
@@ -79,7 +81,7 @@ def test_bf16_runs_the_layers_in_bf16_and_keeps_densities_and_adam_in_fp32(name)
     tr.train_step(b.x, tr.model.condition(b))
     for p in tr.model.parameters():
         assert p.dtype == torch.float32
-        assert all(s.dtype == torch.float32 for k, s in tr.opt.state[p].items() if k != "step")
+        assert all(s.dtype == torch.float32 for k, s in tr.steps.optimizer.state[p].items() if k != "step")
 
 
 def test_bf16_and_fp32_steps_agree_closely():
@@ -93,7 +95,7 @@ def test_bf16_and_fp32_steps_agree_closely():
 
 
 def test_adam_is_fused_on_cpu():
-    assert tiny_trainer().opt.defaults["fused"]
+    assert tiny_trainer().steps.optimizer.defaults["fused"]
 
 
 def test_unknown_precision_is_refused():
@@ -105,7 +107,7 @@ def test_unknown_precision_on_the_command_line_leaves_nothing(capsys, tmp_path):
     out = tmp_path / "run"
     code = main(["train", "fa", "--precision", "fp16", "--out", str(out)])
     err = capsys.readouterr().err
-    assert code == 2 and "unknown precision 'fp16'; use auto, fp32 or bf16" in err
+    assert code == 2 and "unknown precision 'fp16'; choose one of auto, fp32, bf16" in err
     assert not out.exists()
 
 
@@ -126,12 +128,12 @@ def test_auto_precision_is_bf16_only_on_a_cpu_with_bf16_hardware(monkeypatch, av
 
 def test_neural_recipes_default_to_auto():
     for name in ("vae", "cvae", "gmvae", "vrnn"):
-        assert models.get(name).recipe["train"]["precision"] == "auto"
+        assert registry.get(name).recipe["train"]["precision"] == "auto"
 
 
 def _no_bf16_hardware(monkeypatch):
     monkeypatch.setattr(devices, "native_bf16", lambda device: False)
-    monkeypatch.setattr(runs, "native_bf16", lambda device: False)
+    monkeypatch.setattr(launch, "native_bf16", lambda device: False)
 
 
 def test_a_run_records_the_precision_auto_chose_and_resumes_with_auto(monkeypatch, capsys, tmp_path):
@@ -159,10 +161,10 @@ def test_bf16_without_bf16_hardware_warns_and_still_runs(monkeypatch, capsys, tm
 
 def test_compile_unset_compiles_only_long_runs():
     long = COMPILE_FROM_STEPS["cpu"]  # epochs of 4 steps each
-    assert tiny_trainer().compiled is None  # 4 steps
-    assert tiny_trainer(epochs=long).compiled is not None
-    assert tiny_trainer(epochs=long, compile=False).compiled is None
-    assert tiny_trainer(compile=True).compiled is not None
+    assert tiny_trainer().steps.compiled is None  # 4 steps
+    assert tiny_trainer(epochs=long).steps.compiled is not None
+    assert tiny_trainer(epochs=long, compile=False).steps.compiled is None
+    assert tiny_trainer(compile=True).steps.compiled is not None
 
 
 def test_compile_unset_on_a_gpu_waits_for_longer_runs_and_a_first_eager_epoch():
@@ -181,11 +183,11 @@ def test_a_deferred_compile_takes_over_at_its_step():
 
     def compiled(x, c):  # stands in for torch.compile's function, without compiling
         calls.append(tr.step)
-        return tr._batch_elbo(x, c)
+        return tr.steps.elbo(x, c)
 
-    tr.compiler, tr.compiled, tr.compile_from = compiled, None, 4  # as on a GPU: after epoch 1
+    tr.steps.compiled, tr.steps.compile_from = compiled, 4  # as on a GPU: after epoch 1
     tr.fit()
-    assert calls == list(range(4, 12)) and tr.compiled is compiled
+    assert calls == list(range(4, 12)) and tr.steps.compiling
 
 
 @pytest.mark.slow
@@ -222,7 +224,7 @@ def test_compiled_iwae_chunks_match_eager(name):
     from aevb.evaluate import compiled_chunks, seeded
     from aevb.objectives import iwae
 
-    model = models.get(name)(models.get(name).Config(hidden=32), (784,))
+    model = registry.get(name)(registry.get(name).Config(hidden=32), (784,))
     model.eval()
     x = torch.rand(8, 784)
     if name == "gmvae":  # its Bernoulli takes binary x
@@ -260,7 +262,8 @@ def test_compiled_step_saves_no_relu_masks(name):
 @pytest.mark.skipif(not AOT_CACHE_OPTIONS, reason="this torch cannot cache custom autograd.Functions")
 def test_a_new_compile_of_the_vae_step_reads_aotautograds_cache():
     """The VAE's ReLUDropout is a custom autograd.Function, which AOTAutograd's cache refuses
-    unless told (`compiling.AOT_CACHE_OPTIONS`); refused, every new process traces the step again."""
+    unless told (`aevb.runtime.compiling.AOT_CACHE_OPTIONS`); refused, every new process traces
+    the step again."""
     from torch._dynamo.utils import counters
 
     data = tiny_trainer().data

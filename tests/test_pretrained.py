@@ -8,12 +8,12 @@ import pytest
 import torch
 
 import aevb
-from aevb import pretrained, reproduce
-from aevb.checkpoints import load_model
+from aevb import reproduce
 from aevb.cli import main as _main
 from aevb.errors import AevbError
 from aevb.evaluate import evaluate
-from aevb.runs import open_run
+from aevb.runs import export, open_run, pretrained
+from aevb.runs.load import load_model
 
 
 def main(argv):
@@ -74,9 +74,9 @@ def test_quick_metric_agrees_with_card(name, shared_mnist):
     card = pretrained.card(name)
     model, cfg, data, _ = open_run(pretrained.PREFIX + name, "cpu", data_dir=str(shared_mnist))
     got = evaluate(model, data, "test", cfg.train.eval_batch_size, 0, 0,
-                   elbo_samples=10 * cfg.train.eval_samples, subset=pretrained.QUICK_POINTS)
+                   elbo_samples=10 * cfg.train.eval_samples, subset=export.QUICK_POINTS)
     want = card["quick_metrics"]
-    assert got["n"] == want["n"] == pretrained.QUICK_POINTS
+    assert got["n"] == want["n"] == export.QUICK_POINTS
     assert got["elbo"] == pytest.approx(want["elbo"], abs=0.05)
     if "cluster_accuracy" in want:
         assert got["cluster_accuracy"] == pytest.approx(want["cluster_accuracy"], abs=0.005)
@@ -115,12 +115,11 @@ def test_reproduce_list_names_every_recipe(capsys):
 
 def test_reproduce_smoke_run_writes_results_and_figures(tmp_path, capsys, monkeypatch):
     # the tutorial's two FA experiments, shortened: their full 7,000 steps are test_fa_figures' (slow)
-    from aevb import experiments
+    from aevb.models import fa_experiments as experiments
 
     short_1, short_2 = experiments.experiment_1, experiments.experiment_2
-    monkeypatch.setattr(experiments, "experiment_1", lambda cfg, data: short_1(cfg, data, steps=50))
-    monkeypatch.setattr(experiments, "experiment_2",
-                        lambda cfg, data: short_2(cfg, data, phase_steps=20, phases=4))
+    monkeypatch.setattr(experiments, "experiment_1", lambda *run: short_1(*run, steps=50))
+    monkeypatch.setattr(experiments, "experiment_2", lambda *run: short_2(*run, phase_steps=20, phases=4))
     out = tmp_path / "fa"
     assert main(["reproduce", "fa-tutorial", "--max-steps", "40", "--out", out, "--quiet"]) == 0
     results = json.loads((out / "results.json").read_text())
@@ -173,7 +172,7 @@ def test_export_writes_weights_and_a_card_that_load_back(tmp_path, monkeypatch, 
     assert card["steps"] == 5 and card["note"] == "a test"
     assert card["reproduce"] == "aevb reproduce vae-tutorial"
     assert card["code_version"]["torch"] == torch.__version__ and card["code_version_of"] == "training"
-    assert card["quick_metrics"]["n"] == pretrained.QUICK_POINTS
+    assert card["quick_metrics"]["n"] == export.QUICK_POINTS
     assert card["config"]["data"]["data_dir"] is None
     want_dtype = torch.float16 if card["weights_dtype"] == "float16" else torch.float32
     from safetensors.torch import load_file

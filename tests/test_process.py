@@ -15,12 +15,13 @@ import pytest
 # denormal survives arithmetic.
 CHILD = """
 import json, resource, sys, torch
-from aevb import models, process
+from aevb.models import registry
+from aevb.runtime import process
 from aevb.objectives import elbo
 if sys.argv[1] == "configure":
     process.configure()
 torch.manual_seed(0)
-cls = models.get("gmvae")
+cls = registry.get("gmvae")
 model = cls(cls.Config(), (784,), 10)
 opt = torch.optim.Adam(model.parameters())
 x = (torch.rand(100, 784) < 0.3).float()

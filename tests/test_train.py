@@ -6,15 +6,16 @@ import struct
 import pytest
 import torch
 
-from aevb import checkpoints, models, runs
-from aevb.config import build_config
+from aevb import runs
 from aevb.data import load
 from aevb.errors import AevbError
 from aevb.evaluate import evaluate
+from aevb.runs import checkpoints, directory
 
 
-def fa_config(dataset="fa-synthetic", **train):
-    return build_config("fa", models.get("fa"), [("test", {"data": {"dataset": dataset}, "train": train})])
+def fa_config(dataset="fa-synthetic", model_config=None, **train):
+    return runs.build_config("fa", [("test", {"data": {"dataset": dataset}, "train": train,
+                                              "model_config": model_config or {}})])
 
 
 def test_fa_fit_reaches_sklearn_maximum_likelihood(tmp_path):
@@ -25,9 +26,7 @@ def test_fa_fit_reaches_sklearn_maximum_likelihood(tmp_path):
     """
     from sklearn.decomposition import FactorAnalysis
 
-    cfg = fa_config()
-    cfg.model_config.learn_mean = True
-    runs.train(cfg, tmp_path / "run", quiet=True)
+    runs.train(fa_config(model_config={"learn_mean": True}), tmp_path / "run", quiet=True)
     model, _, data, _ = runs.open_run(tmp_path / "run")
     ours = evaluate(model, data)["log_likelihood"]
     sk = FactorAnalysis(n_components=2, svd_method="lapack").fit(data.train.x.numpy())
@@ -68,7 +67,7 @@ def test_learning_rate_decays_on_a_half_cosine_from_its_epoch(tmp_path):
     assert 0 < rate(last) < 1e-4 and rate(last + 1) == 0
     steps = [rate(s) for s in range(last + 1)]
     assert all(a >= b for a, b in zip(steps, steps[1:], strict=False))
-    assert trainer.opt.param_groups[0]["lr"] == rate(last)  # Adam took the scheduled rate
+    assert trainer.steps.optimizer.param_groups[0]["lr"] == rate(last)  # Adam took the scheduled rate
     lines = [json.loads(s) for s in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [m["lr"] for m in lines] == [rate(per_epoch - 1), rate(2 * per_epoch - 1), rate(last)]
     with pytest.raises(AevbError, match=r"must be an epoch from 0 to epochs - 1 \(2\), got 3"):
@@ -77,7 +76,7 @@ def test_learning_rate_decays_on_a_half_cosine_from_its_epoch(tmp_path):
 
 def test_checkpoint_round_trip(tmp_path):
     trainer = runs.train(fa_config(max_steps=40), tmp_path / "run", quiet=True)
-    model, cfg, meta = checkpoints.load_model(tmp_path / "run")
+    model, cfg, meta = runs.load_model(tmp_path / "run")
     for name, p in trainer.model.state_dict().items():
         assert torch.equal(p, model.state_dict()[name]), name
     assert meta["step"] == 40 and cfg.train.max_steps == 40
@@ -108,11 +107,11 @@ def test_resume_refuses_other_changes(tmp_path):
     with pytest.raises(AevbError, match=r"--batch-size cannot change when resuming \(the run has 32"):
         runs.resume(tmp_path / "run", {"batch_size": 8})
     with pytest.raises(AevbError, match="--preprocess cannot change"):
-        runs.resume(tmp_path / "run", given={"data": {"preprocess": "unit"}})
+        runs.resume(tmp_path / "run", sources=[("test", {"data": {"preprocess": "unit"}})])
     # the values it was started with are no change, and the learning rate may change
     trainer = runs.resume(tmp_path / "run", {"batch_size": 32, "lr": 0.003, "max_steps": 6},
-                          quiet=True, given={"model_config": {"latent_dim": 2}})
-    assert trainer.step == 6 and trainer.opt.param_groups[0]["lr"] == 0.003
+                          quiet=True, sources=[("test", {"model_config": {"latent_dim": 2}})])
+    assert trainer.step == 6 and trainer.steps.optimizer.param_groups[0]["lr"] == 0.003
 
 
 def test_existing_run_is_not_overwritten(tmp_path):
@@ -130,7 +129,7 @@ def test_bad_input_leaves_no_run_dir(tmp_path):
 def test_checkpoint_is_tensors_plus_json(tmp_path):
     """The file is safetensors: an 8-byte header length, a JSON header, raw tensor bytes."""
     runs.train(fa_config(max_steps=5), tmp_path / "run", quiet=True)
-    raw = (tmp_path / "run" / checkpoints.CHECKPOINT).read_bytes()
+    raw = (tmp_path / "run" / directory.CHECKPOINT).read_bytes()
     (n,) = struct.unpack("<Q", raw[:8])
     header = json.loads(raw[8: 8 + n])
     meta = json.loads(header["__metadata__"]["aevb"])
@@ -142,7 +141,7 @@ def test_checkpoint_is_tensors_plus_json(tmp_path):
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "pickle"])
 def test_damaged_checkpoint_is_refused(tmp_path, damage):
     runs.train(fa_config(max_steps=5), tmp_path / "run", quiet=True)
-    path = tmp_path / "run" / checkpoints.CHECKPOINT
+    path = tmp_path / "run" / directory.CHECKPOINT
     if damage == "truncate":
         path.write_bytes(path.read_bytes()[:200])
     elif damage == "garbage":
@@ -150,7 +149,7 @@ def test_damaged_checkpoint_is_refused(tmp_path, damage):
     else:  # a pickled state dict named like a checkpoint must not be unpickled
         torch.save({"W": torch.zeros(2)}, path)
     with pytest.raises(AevbError, match="not a readable aevb checkpoint"):
-        checkpoints.load_model(tmp_path / "run")
+        runs.load_model(tmp_path / "run")
 
 
 def test_trainer_does_not_depend_on_the_model_class(tmp_path):
@@ -160,7 +159,7 @@ def test_trainer_does_not_depend_on_the_model_class(tmp_path):
 
     from aevb.config import TrainConfig
     from aevb.models.base import LatentModel
-    from aevb.train import Trainer
+    from aevb.training.trainer import Trainer
 
     class Tiny(LatentModel):
         name = "tiny"
@@ -216,6 +215,6 @@ def test_the_command_flushes_denormals_and_the_library_does_not():
               f"console(); {probe}")
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert run.stdout.strip().splitlines()[-1] == "True"
-    import aevb.train  # noqa: F401
+    import aevb.training.trainer  # noqa: F401
 
     assert (torch.tensor([1e-39]) * 1.0).item() != 0.0

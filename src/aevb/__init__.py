@@ -3,22 +3,21 @@
     import aevb
     model = aevb.load_pretrained("vae-mnist")     # a shipped model, SHA-256 checked, in eval mode
 
-The command line is `aevb --help`; the modules are listed in the README's architecture section.
+The command line is `aevb --help`. The packages: `models` (the five models and what they share),
+`objectives` (ELBO and IWAE), `data`, `training` (the loop), `runs` (configs, run directories,
+checkpoints, pretrained models), `runtime` (devices, compiling, processes), `reports` (figures).
 """
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from aevb.provenance import aevb_version
 
-try:
-    __version__ = version("aevb")
-except PackageNotFoundError:  # pragma: no cover (running from a source tree that is not installed)
-    __version__ = "0+unknown"
+__version__ = aevb_version()
 
 
 def load_pretrained(name: str, device: str = "cpu"):
     """The shipped model `name` (see `aevb pretrained list`), ready for sampling and evaluation."""
-    from aevb.pretrained import load_pretrained as load
+    from aevb.runs.load import load_pretrained as load  # torch and the models: only when asked
 
     return load(name, device)
 

@@ -1,7 +1,8 @@
 """Atomic file writes: write a temporary file beside the target, flush it to disk, rename it.
 
 A reader then sees either the old file or the complete new one, never half of one: downloads,
-checkpoints, configs and figures all go through here.
+checkpoints, configs, metrics, figures and samples all go through here. A write that fails with an
+OS error (a full disk) leaves nothing behind and raises `WriteError` naming the file.
 """
 
 from __future__ import annotations
@@ -13,12 +14,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from aevb.errors import WriteError
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path` (same suffix); if the block succeeds, rename it onto `path`."""
+    """Yield a temporary path beside `path` (same suffix); if the block succeeds, rename it onto `path`.
+    An OSError, in the block or in the rename, becomes a `WriteError` naming `path`."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".part{path.suffix}")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".part{path.suffix}")
+    except OSError as e:
+        raise WriteError(path, e.strerror or str(e)) from None
     os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the mode a plain open() would
     os.close(fd)
     try:
@@ -27,6 +34,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.fsync(f.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)  # the rename itself survives a power cut
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise WriteError(path, e.strerror or str(e)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

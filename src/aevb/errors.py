@@ -1,8 +1,23 @@
-"""The one exception type that the command line turns into a one-line message and exit code 2."""
+"""The exceptions the command line turns into a one-line message: exit code 2, or 130 when stopped."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 
 class AevbError(Exception):
     """A problem with the user's input or environment: the message names it and says what to do."""
+
+
+class WriteError(AevbError):
+    """A file could not be written (a full disk, no permission): names the file and the OS's reason.
+
+    Every write goes through `aevb.atomic`, so the file's previous version, if any, is still whole.
+    """
+
+    def __init__(self, path: str | Path, cause: str):
+        self.path, self.cause = Path(path), cause
+        super().__init__(f"cannot write {path} ({cause}); free some disk space or write elsewhere")
 
 
 class Interrupted(AevbError):

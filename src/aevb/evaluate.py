@@ -6,7 +6,7 @@ randomness (posterior draws, preprocessing noise) comes from a fixed seed, so th
 the same numbers, and evaluating never disturbs the training run's random streams. The
 preprocessing noise is drawn on the CPU, so a GPU scores the same test set; its posterior draws
 come from its own stream, so its figures differ from a CPU's by Monte Carlo noise alone. Under
-torchrun each rank evaluates every W-th batch and the values are gathered (aevb.distributed), so
+torchrun each rank evaluates every W-th batch and the values are gathered (aevb.runtime.distributed), so
 every rank's metrics cover the whole split.
 """
 
@@ -19,22 +19,19 @@ from contextlib import contextmanager
 import torch
 from tqdm.auto import tqdm
 
-from aevb import clustering, compiling, distributed
-from aevb.data import Data
+from aevb import clustering
+from aevb.data.containers import Data
 from aevb.models.base import LatentModel
 from aevb.objectives import chunk_logsumexp, elbo, iwae
+from aevb.runtime import compiling, distributed
 
-# Draws of x-sized tensors held at once in an IWAE chunk. On a CPU, 2^22 floats (16 MB) per
-# tensor: smaller chunks stay in cache and spare the allocator, 2.5x faster than 2^24 on 2 cores.
-# On a GPU, 2^25 (128 MB): a VRNN chunk then runs its 28 steps on 42,800 trajectories, rows
-# enough to keep the GPU's matrix units busy rather than waiting on kernel launches.
+# Elements of x-sized tensors held at once in an IWAE chunk: cache-sized on a CPU, enough rows to
+# keep a GPU's matrix units busy (docs/speed.md, "IWAE in chunks").
 _IWAE_ELEMENTS = {"cpu": 1 << 22, "cuda": 1 << 25}
-# From this many draws per datapoint the IWAE chunks run through torch.compile, which fuses the
-# likelihood's elementwise work (2.5x faster again for the VAE). The draws still come from aten's
-# normal_ on the seeded global stream (compiled_chunks), so compiled and eager estimates agree to
-# float rounding.
+# From this many draws per datapoint IWAE chunks run compiled, on the devices where that paid; the
+# draws still come from the seeded global stream, so compiled and eager estimates agree.
 COMPILE_IWAE_FROM = 1000
-COMPILE_IWAE_ON = ("cpu",)  # devices where that was measured to pay (README, Log-likelihood)
+COMPILE_IWAE_ON = ("cpu",)
 # Datapoints per IWAE slice (see _iwae_in_slices).
 _IWAE_SLICE = 100
 
@@ -102,8 +99,7 @@ def per_datapoint(model: LatentModel, data: Data, split: str = "test", batch_siz
 def compiled_chunks():
     """`chunk_logsumexp` compiled for the CPU. Its draws come from aten's seeded generator
     (`fallback_random`), as eager ones do: from torch 2.14 inductor otherwise draws its own."""
-    options = {**compiling.CPU_COMPILE_OPTIONS, **compiling.isa_options()}
-    return torch.compile(chunk_logsumexp, dynamic=False, options=options)
+    return torch.compile(chunk_logsumexp, dynamic=False, options=compiling.cpu_options())
 
 
 def _iwae_in_slices(model: LatentModel, x, c, k: int, chunk_fn, bar) -> torch.Tensor:

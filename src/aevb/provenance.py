@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import subprocess
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-import torch
 
-import aevb
+def aevb_version() -> str:
+    """The installed aevb's version ("0+unknown" in a source tree that is not installed)."""
+    try:
+        return version("aevb")
+    except PackageNotFoundError:  # pragma: no cover
+        return "0+unknown"
 
 
 def git_commit() -> str | None:
@@ -27,4 +32,6 @@ def git_commit() -> str | None:
 
 def versions() -> dict:
     """{"aevb", "git", "torch"}: saved with every run and in every model card."""
-    return {"aevb": aevb.__version__, "git": git_commit(), "torch": torch.__version__}
+    import torch  # here, not above: `import aevb` and `aevb --version` stay free of torch's import
+
+    return {"aevb": aevb_version(), "git": git_commit(), "torch": torch.__version__}

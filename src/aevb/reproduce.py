@@ -12,12 +12,16 @@ import json
 import time
 from pathlib import Path
 
-from aevb import atomic, figures, models, provenance, runs
-from aevb.config import RunConfig, build_config, read_toml, sections
+from aevb import atomic, provenance
+from aevb.config import RunConfig
 from aevb.errors import AevbError
 from aevb.evaluate import evaluate
-from aevb.pretrained import PREFIX
-from aevb.pretrained import card as pretrained_card
+from aevb.reports import figures
+from aevb.runs import launch
+from aevb.runs.load import open_run
+from aevb.runs.pretrained import PREFIX
+from aevb.runs.pretrained import card as pretrained_card
+from aevb.runs.resolve import build_config, read_toml, sections
 
 RECIPES = Path(__file__).resolve().parent / "configs"
 
@@ -45,9 +49,9 @@ def config(name: str, data_dir: str | None = None, **settings) -> RunConfig:
     """Recipe `name` as a RunConfig, with settings named as the flags are (epochs=, max_steps=,
     seed= ...) laid over it as the command line's would be: `runs.train(config("vae-tutorial"), out)`."""
     raw = recipe(name)
-    model, cls = raw["model"], models.get(raw["model"])
-    given = sections(model, cls, settings | ({} if data_dir is None else {"data_dir": data_dir}))
-    return build_config(model, cls, [(str(recipe_path(name)), raw), ("keyword arguments", given)])
+    model = raw["model"]
+    given = sections(model, settings | ({} if data_dir is None else {"data_dir": data_dir}))
+    return build_config(model, [(str(recipe_path(name)), raw), ("keyword arguments", given)])
 
 
 def default_out(name: str) -> Path:
@@ -73,11 +77,11 @@ def reproduce(name: str, out: Path, pretrained: bool = False, data_dir: str | No
         if device != "auto":
             overrides["device"] = device
         if resume:
-            runs.resume(run, overrides, quiet)
+            launch.resume(run, overrides, quiet)
         else:
-            runs.train(config(name, data_dir, **overrides), run, quiet)
+            launch.train(config(name, data_dir, **overrides), run, quiet)
     written = figures.write(run, out / "figures", data_dir=data_dir) if with_figures else []
-    model, cfg, data, meta = runs.open_run(run, device, data_dir=data_dir)
+    model, cfg, data, meta = open_run(run, device, data_dir=data_dir)
     reference = raw.get("reference")
     iwae_samples = (reference or {}).get("iwae_samples", 0)  # a reference scored by IWAE_K
     metrics = evaluate(model, data, "test", cfg.train.eval_batch_size, iwae_samples, 0,

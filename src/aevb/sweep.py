@@ -14,8 +14,10 @@ import re
 import statistics
 from pathlib import Path
 
-from aevb import atomic, checkpoints, reproduce, runs
+from aevb import atomic, reproduce
 from aevb.errors import AevbError
+from aevb.runs.directory import RunDirectory
+from aevb.runs.resolve import RESUMABLE
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -54,8 +56,8 @@ def sweep(name: str, seeds: list[int], out: Path, data_dir: str | None = None,
         where = out / f"seed-{seed}"
         done = where / "results.json"
         if not done.is_file():
-            resume = (where / "run" / checkpoints.CHECKPOINT).is_file()
-            flags = ({k: v for k, v in overrides.items() if k in runs.RESUMABLE} if resume
+            resume = RunDirectory(where / "run").has_checkpoint()
+            flags = ({k: v for k, v in overrides.items() if k in RESUMABLE} if resume
                      else {**overrides, "seed": seed})
             reproduce.reproduce(name, where, data_dir=data_dir, train_overrides=flags, resume=resume,
                                 device=device, quiet=quiet, with_figures=False)

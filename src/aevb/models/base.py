@@ -4,18 +4,24 @@ Each of `prior`, `likelihood` and `posterior` returns a `torch.distributions` ob
 dimensions are folded (`Independent` or a multivariate family), so `log_prob` gives one number per
 datapoint. `terms` turns them into the log-densities that `aevb.objectives` reduces to an ELBO or
 an IWAE bound. Shapes use one alphabet: K samples, B batch, D dims.
+
+Everything else that is particular to one model is asked of the model through the hooks at the
+end of the class (how it reads data, checks its options, starts training, which extra figures it
+draws), so that no code outside `aevb.models` names a model.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import torch
 from torch import nn
 from torch.distributions import Distribution, Independent, kl_divergence
 
-from aevb.models.nets import likelihood_support
+from aevb.data.support import likelihood_support
+from aevb.errors import AevbError
 
 
 @dataclass
@@ -37,12 +43,12 @@ class LatentModel(nn.Module):
     """p(x, z | c) = p(z | c) p(x | z, c) with an amortised posterior q(z | x, c)."""
 
     name: ClassVar[str]
-    Config: ClassVar[type]  # the model's options, a dataclass with commented defaults
+    Config: ClassVar[type]  # the model's options, a frozen dataclass of `aevb.config.option`s
     recipe: ClassVar[dict] = {}  # the tutorial's defaults: {"data": {...}, "train": {...}}
-    support: ClassVar[str] = "real"  # what p(x|z) accepts: real | unit | binary
+    support: ClassVar[str] = "real"  # what p(x|z) accepts: real | unit | binary (aevb.data.support)
     uses_labels: ClassVar[bool] = False  # conditional models take c = the datapoint's label
     sequential: ClassVar[bool] = False  # x is a sequence (B, T, D), not a vector (B, D)
-    compilable: ClassVar[bool] = True  # torch.compile can trace `terms` (see aevb.train)
+    compilable: ClassVar[bool] = True  # torch.compile can trace `terms` (aevb.training.step)
 
     @classmethod
     def data_support(cls, cfg) -> str:
@@ -57,11 +63,6 @@ class LatentModel(nn.Module):
         """What `c` is for this model in a `aevb.data.Batch`: its labels for a conditional model,
         None for the others (the VRNN takes its sequence lengths)."""
         return batch.y if self.uses_labels else None
-
-    @classmethod
-    def resolve(cls, cfg, dataset: str):
-        """Fill options whose default depends on the dataset; the resolved config is saved."""
-        return cfg
 
     def prior(self, c: torch.Tensor | None = None) -> Distribution:
         """p(z | c)."""
@@ -137,3 +138,44 @@ class LatentModel(nn.Module):
     def cluster_log_probs(self, x: torch.Tensor) -> torch.Tensor:
         """log q(y | x), (B, C), for models with a discrete latent cluster y."""
         raise NotImplementedError(f"{self.name} has no discrete clusters")
+
+    # -- hooks: what the rest of aevb asks of a model ---------------------------------------------
+
+    @classmethod
+    def check_config(cls, cfg) -> None:
+        """Refuse options this model cannot run with (beyond each field's own checks)."""
+
+    @classmethod
+    def resolve(cls, cfg, dataset: str):
+        """Fill options whose default depends on the dataset; the resolved config is saved."""
+        return cfg
+
+    @classmethod
+    def shape_data(cls, x: torch.Tensor, lengths, image_shape, where: str) -> torch.Tensor:
+        """x (N, ...) as this model reads it: vectors (N, D) here; a sequential model reads (N, T, D)."""
+        if lengths is not None:
+            raise AevbError(f"{where} holds sequences with lengths, which only a sequential model (vrnn) "
+                            f"reads; drop lengths_train/lengths_test for {cls.name}")
+        return x.flatten(1)
+
+    def start(self, data, train_cfg, quiet: bool = False) -> dict:
+        """Initialise the networks before training (their random weights are the start here);
+        returns what the start measured, for the run's metadata."""
+        return {}
+
+    def extra_figures(self, cfg, data, out: Path) -> list[Path]:
+        """Figures only this model draws, beyond those every model of its kind gets
+        (`aevb.reports.figures`); returns the files written."""
+        return []
+
+    def parameters_of(self, names: str) -> list[nn.Parameter]:
+        """The parameters of the modules named in `names` ("qy,pz_y"); an unknown name is an error."""
+        params = []
+        for name in filter(None, (n.strip() for n in names.split(","))):
+            try:
+                params += list(self.get_submodule(name).parameters())
+            except AttributeError:
+                tops = ", ".join(n for n, _ in self.named_children())
+                raise AevbError(f"--freeze {name!r}: {type(self).__name__} has no module of that name; "
+                                f"its modules are {tops}") from None
+        return params

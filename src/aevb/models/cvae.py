@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from aevb.errors import AevbError
 from aevb.models.base import LatentModel
 from aevb.models.nets import GaussianHead, LikelihoodHead, mlp
-from aevb.models.vae import VAEConfig, check_likelihood
+from aevb.models.vae import VAEConfig
 
 
 class CVAE(LatentModel):
@@ -33,7 +33,6 @@ class CVAE(LatentModel):
 
     def __init__(self, cfg: VAEConfig, event_shape: tuple[int, ...], n_classes: int | None = None):
         super().__init__()
-        check_likelihood(cfg)
         if not n_classes:
             raise AevbError("cvae is conditioned on labels, but the data has none")
         (d,) = event_shape

@@ -18,24 +18,30 @@ is learned.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Independent, MultivariateNormal, Normal
 
+from aevb.config import option
+from aevb.data.sources import SYNTHETIC
+from aevb.models import fa_experiments
 from aevb.models.base import LatentModel
 
 _SOFTPLUS_INV_1 = math.log(math.e - 1.0)  # softplus(_SOFTPLUS_INV_1) == 1
 
 
-@dataclass
+@dataclass(frozen=True)
 class FAConfig:
-    latent_dim: int = 2  # Dz, the number of factors
-    learn_mean: bool | None = None  # learn mu and b; None: yes, unless the data is the tutorial's
-    init_scale: float = 0.1  # std of the initial W and V entries
+    latent_dim: int = option(2, "Dz, the number of factors", low=1)
+    learn_mean: bool | None = option(None, "learn the means mu and b (unset: yes, unless the data is "
+                                     "the tutorial's, which is centred)")
+    init_scale: float = option(0.1, "std of the initial W and V entries")
 
 
 class FactorAnalysis(LatentModel):
@@ -70,8 +76,12 @@ class FactorAnalysis(LatentModel):
     def resolve(cls, cfg: FAConfig, dataset: str) -> FAConfig:
         """Fill options that depend on the data: the tutorial's centred data needs no mean."""
         if cfg.learn_mean is None:
-            cfg.learn_mean = dataset != "fa-synthetic"
+            return dataclasses.replace(cfg, learn_mean=dataset != SYNTHETIC)
         return cfg
+
+    def extra_figures(self, cfg, data, out: Path) -> list[Path]:
+        """The tutorial's two experiments, retrained from the run's config (aevb.models.fa_experiments)."""
+        return fa_experiments.figures(type(self), cfg, data, out)
 
     # -- the three densities ------------------------------------------------------------------
 

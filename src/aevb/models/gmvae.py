@@ -24,20 +24,26 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Categorical, Normal, kl_divergence
 
+from aevb.config import option
+from aevb.data.support import LIKELIHOODS
+from aevb.models import gmvae_start
 from aevb.models.base import LatentModel, Terms
 from aevb.models.nets import GaussianHead, LikelihoodHead, mlp
-from aevb.models.vae import check_likelihood
 
 
-@dataclass
+@dataclass(frozen=True)
 class GMVAEConfig:
-    components: int = 10  # C, the mixture components (clusters); the tutorial's K
-    latent_dim: int = 64  # Dz
-    hidden: int = 512  # H, the width of every hidden layer
-    layers: int = 2  # hidden layers in each network (at least 1)
-    likelihood: str = "bernoulli"  # bernoulli | continuous-bernoulli | gaussian
-    init: str = "random"  # random | autoencoder-umap: where training starts (aevb.initialise)
-    init_epochs: int = 20  # autoencoder-umap: epochs of autoencoder pretraining
+    components: int = option(10, "C, the mixture components (clusters); the tutorial's K", low=1)
+    latent_dim: int = option(64, "Dz, the dimensions of z", low=1)
+    hidden: int = option(512, "H, the width of every hidden layer", low=1)
+    layers: int = option(2, "hidden layers in each network", low=1)
+    likelihood: str = option("bernoulli", "p(x|z): Bernoulli for binary data, continuous Bernoulli for "
+                             "values in [0, 1], Gaussian for real values", choices=LIKELIHOODS,
+                             noun="likelihood")
+    init: str = option("random", "where training starts: random weights, or clusters of an "
+                       "autoencoder's codes embedded by UMAP (needs umap-learn)",
+                       choices=gmvae_start.STARTS, noun="init")
+    init_epochs: int = option(20, "autoencoder-umap: epochs of autoencoder pretraining", low=1)
 
 
 class GMVAE(LatentModel):
@@ -55,9 +61,6 @@ class GMVAE(LatentModel):
 
     def __init__(self, cfg: GMVAEConfig, event_shape: tuple[int, ...], n_classes: int | None = None):
         super().__init__()
-        check_likelihood(cfg)
-        if cfg.layers < 1 or cfg.components < 1:
-            raise ValueError("gmvae needs at least one hidden layer and one component")
         (d,) = event_shape
         c, h, dz = cfg.components, cfg.hidden, cfg.latent_dim
         self.cfg = cfg
@@ -78,6 +81,18 @@ class GMVAE(LatentModel):
     @property
     def n_clusters(self) -> int:
         return self.cfg.components
+
+    @classmethod
+    def check_config(cls, cfg: GMVAEConfig) -> None:
+        if cfg.init == "autoencoder-umap":
+            gmvae_start.check_available()
+
+    def start(self, data, train_cfg, quiet: bool = False) -> dict:
+        """Random weights, or with init = "autoencoder-umap" clusters of an autoencoder's codes
+        (aevb.models.gmvae_start)."""
+        if self.cfg.init == "random":
+            return {}
+        return gmvae_start.start(self, data, train_cfg, quiet)
 
     @property
     def log_py(self) -> float:

@@ -13,18 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Bernoulli, ContinuousBernoulli, Independent, Normal
 
-from aevb.errors import AevbError
-
-LIKELIHOODS = ("continuous-bernoulli", "bernoulli", "gaussian")
-LIKELIHOOD_SUPPORT = {"continuous-bernoulli": "unit", "bernoulli": "binary", "gaussian": "real"}
-
-
-def likelihood_support(kind: str) -> str:
-    """What values a likelihood accepts: real | unit | binary; an unknown kind is an AevbError."""
-    if kind not in LIKELIHOODS:
-        raise AevbError(f"unknown likelihood {kind!r}; choose one of {', '.join(LIKELIHOODS)}")
-    return LIKELIHOOD_SUPPORT[kind]
-
+from aevb.data.support import LIKELIHOODS
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
@@ -37,7 +26,7 @@ def mlp(d_in: int, hidden: int, layers: int, dropout: float, activation: str = "
     models saved before the two were one module load as they did.
     """
     if activation not in ACTIVATIONS:
-        raise AevbError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+        raise ValueError(f"unknown activation {activation!r}")
     width = 3 if dropout > 0 else 2  # modules per block when activation and dropout are separate
     blocks: dict[str, nn.Module] = {}
     for i in range(layers):
@@ -59,11 +48,9 @@ class ReLUDropout(nn.Module):
         d out / d y = m 1[y > 0] / (1 - p) = 1[out > 0] / (1 - p)
 
     since out > 0 exactly where m = 1 and y > 0. The output is kept anyway (the next layer's weight
-    gradient reads it), so nothing else is saved. A ReLU and a Dropout module save two bool masks
-    instead; without them the VAE's compiled training step at batch 32 on a CPU is about 12%
-    shorter (docs/speed.md). The mask is drawn and applied as torch's native_dropout does, which is
-    what a compiled nn.Dropout runs: a seed draws the same masks, and in fp32 gives the same outputs
-    and gradients bit for bit (compiled in bf16, the fused product is rounded once, not twice).
+    gradient reads it), so nothing else is saved, where a ReLU and a Dropout module save two bool
+    masks (docs/speed.md, "ReLU and dropout as one module"). The mask is drawn and applied as torch's
+    native_dropout does: a seed draws the same masks, and in fp32 the same outputs and gradients.
     """
 
     def __init__(self, p: float):
@@ -106,7 +93,7 @@ class ContinuousBernoulliLogits(ContinuousBernoulli):
 
     and log C = log 2 + a^2 / 12 + O(a^4) below (error under 1e-10). torch's own version works
     from lambda clamped to [eps, 1 - eps], so |a| is capped at 15.9 in float32: beyond that it is
-    off by up to 0.6 nats per pixel (not a normalised density), and it is three times slower.
+    off by up to 0.6 nats per pixel (not a normalised density).
     """
 
     def _cont_bern_log_norm(self) -> torch.Tensor:

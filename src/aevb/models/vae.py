@@ -16,22 +16,23 @@ from dataclasses import dataclass
 import torch
 from torch.distributions import Independent, Normal
 
+from aevb.config import option
+from aevb.data.support import LIKELIHOODS
 from aevb.models.base import LatentModel
-from aevb.models.nets import GaussianHead, LikelihoodHead, likelihood_support, mlp
+from aevb.models.nets import ACTIVATIONS, GaussianHead, LikelihoodHead, mlp
 
 
-@dataclass
+@dataclass(frozen=True)
 class VAEConfig:
-    latent_dim: int = 20  # Dz
-    hidden: int = 500  # H, the width of every hidden layer
-    layers: int = 2  # hidden layers in the encoder and in the decoder
-    dropout: float = 0.1  # after every hidden activation
-    likelihood: str = "continuous-bernoulli"  # continuous-bernoulli | bernoulli | gaussian
-    activation: str = "relu"  # relu | tanh (tanh: Burda et al. 2015's benchmark architecture)
-
-
-def check_likelihood(cfg) -> None:
-    likelihood_support(cfg.likelihood)  # raises for an unknown kind
+    latent_dim: int = option(20, "Dz, the dimensions of z", low=1)
+    hidden: int = option(500, "H, the width of every hidden layer", low=1)
+    layers: int = option(2, "hidden layers in the encoder and in the decoder", low=1)
+    dropout: float = option(0.1, "dropout rate after every hidden activation", fraction=True)
+    likelihood: str = option("continuous-bernoulli", "p(x|z): continuous Bernoulli for values in "
+                             "[0, 1], Bernoulli for binary data, Gaussian for real values",
+                             choices=LIKELIHOODS, noun="likelihood")
+    activation: str = option("relu", "the hidden layers' activation (tanh: Burda et al. 2015's "
+                             "benchmark architecture)", choices=tuple(ACTIVATIONS), noun="activation")
 
 
 class VAE(LatentModel):
@@ -46,7 +47,6 @@ class VAE(LatentModel):
 
     def __init__(self, cfg: VAEConfig, event_shape: tuple[int, ...], n_classes: int | None = None):
         super().__init__()
-        check_likelihood(cfg)
         (d,) = event_shape
         self.cfg = cfg
         self.encoder = mlp(d, cfg.hidden, cfg.layers, cfg.dropout, cfg.activation)

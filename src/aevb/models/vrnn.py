@@ -24,19 +24,23 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Independent, Normal, kl_divergence
 
+from aevb.config import option
+from aevb.data.support import LIKELIHOODS
+from aevb.errors import AevbError
 from aevb.models.base import LatentModel, Terms
 from aevb.models.nets import GaussianHead, LikelihoodHead, mlp
-from aevb.models.vae import check_likelihood
 
 
-@dataclass
+@dataclass(frozen=True)
 class VRNNConfig:
-    latent_dim: int = 2  # Dz, per step
-    state_dim: int = 256  # H, the LSTM state h_t
-    rnn_layers: int = 2  # stacked LSTM layers
-    hidden: int = 500  # width of the MLPs of the prior, the posterior and the likelihood
-    layers: int = 2  # hidden layers in each MLP (at least 1)
-    likelihood: str = "bernoulli"  # bernoulli | continuous-bernoulli | gaussian
+    latent_dim: int = option(2, "Dz, the dimensions of each step's z_t", low=1)
+    state_dim: int = option(256, "H, the LSTM state h_t", low=1)
+    rnn_layers: int = option(2, "stacked LSTM layers", low=1)
+    hidden: int = option(500, "width of the MLPs of the prior, the posterior and the likelihood", low=1)
+    layers: int = option(2, "hidden layers in each MLP", low=1)
+    likelihood: str = option("bernoulli", "p(x_t|h_t,z_t): Bernoulli for binary data, continuous "
+                             "Bernoulli for values in [0, 1], Gaussian for real values",
+                             choices=LIKELIHOODS, noun="likelihood")
 
 
 @dataclass
@@ -64,9 +68,6 @@ class VRNN(LatentModel):
 
     def __init__(self, cfg: VRNNConfig, event_shape: tuple[int, ...], n_classes: int | None = None):
         super().__init__()
-        check_likelihood(cfg)
-        if cfg.layers < 1 or cfg.rnn_layers < 1:
-            raise ValueError("vrnn needs at least one MLP layer and one LSTM layer")
         t, d = event_shape
         h, dz, w = cfg.state_dim, cfg.latent_dim, cfg.hidden
         self.cfg, self.steps, self.dim = cfg, t, d
@@ -79,6 +80,16 @@ class VRNN(LatentModel):
 
     def condition(self, batch) -> torch.Tensor | None:
         return batch.lengths  # (B,) steps of each sequence, or None when all are T long
+
+    @classmethod
+    def shape_data(cls, x, lengths, image_shape, where: str) -> torch.Tensor:
+        """Sequences (N, T, D) as given, or images read row by row: (N, rows, columns)."""
+        if x.dim() == 3:
+            return x
+        if image_shape is not None:
+            return x.reshape(len(x), *image_shape)  # (N, T=rows, D=columns)
+        raise AevbError(f"model {cls.name} reads sequences but {where} has x of shape "
+                        f"{tuple(x.shape)}; give x_train and x_test as (N, T, D)")
 
     def _rnn_step(self, state: list, inp: torch.Tensor) -> torch.Tensor:
         """Advance the stacked LSTM one step in place; returns the top layer's h_t, (N, H)."""

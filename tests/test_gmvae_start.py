@@ -1,5 +1,6 @@
 """The GMVAE's autoencoder-UMAP start, and holding parameters fixed for the first epochs."""
 
+import dataclasses
 import json
 import sys
 
@@ -7,21 +8,21 @@ import numpy as np
 import pytest
 import torch
 
-from aevb import initialise
-from aevb.checkpoints import build_model
 from aevb.cli import main
-from aevb.config import TrainConfig, build_config
+from aevb.config import TrainConfig
 from aevb.data import preprocess
 from aevb.errors import AevbError
-from aevb.models.gmvae import GMVAE
-from aevb.runs import data_info, prepare_data
-from aevb.train import Trainer
+from aevb.models import gmvae_start
+from aevb.runs import build_config, build_model, data_info, prepare_data
+from aevb.runs.load import load_checkpoint
+from aevb.runtime.devices import autocast
+from aevb.training.trainer import Trainer
 
 SMALL = {"components": 4, "latent_dim": 3, "hidden": 32, "layers": 1}
 
 
 def small_setup(init="random", **train):
-    cfg = build_config("gmvae", GMVAE, [("test", {
+    cfg = build_config("gmvae", [("test", {
         "model_config": {**SMALL, "init": init, "init_epochs": 30},
         "data": {"dataset": "mnist-sample"},
         "train": {"epochs": 1, "batch_size": 100, "precision": "fp32", "compile": False, **train}})])
@@ -41,7 +42,7 @@ def test_frozen_modules_do_not_learn_until_their_epochs_are_over():
         held = n.startswith(("qy.", "pz_y."))
         assert torch.equal(p, before[n]) == held, n
     after_first = {n: p.detach().clone() for n, p in model.named_parameters()}
-    trainer.cfg.epochs = 2
+    trainer.cfg = dataclasses.replace(trainer.cfg, epochs=2)
     trainer.fit()
     for n, p in model.named_parameters():
         assert not torch.equal(p, after_first[n]), n  # from epoch 2 everything learns
@@ -55,20 +56,19 @@ def test_an_unknown_module_to_freeze_is_named():
 
 def test_freeze_epochs_cannot_be_negative():
     with pytest.raises(AevbError, match="freeze_epochs"):
-        build_config("gmvae", GMVAE, [("test", {"train": {"freeze_epochs": -1}})])
+        build_config("gmvae", [("test", {"train": {"freeze_epochs": -1}})])
     assert TrainConfig().freeze == "" and TrainConfig().freeze_epochs == 0
 
 
 def test_autoencoder_umap_start_sets_the_prior_to_its_clusters():
     pytest.importorskip("umap")
     cfg, data, model = small_setup("autoencoder-umap")
-    info = initialise.start(model, data, cfg, quiet=True)
+    info = model.start(data, cfg.train, quiet=True)
     assert info["init"] == "autoencoder-umap" and sum(info["cluster_sizes"]) == 600
     assert info["reconstruction_nats"] < 250  # an autoencoder, not random weights (about 540)
 
-    codes = initialise._map(model.code, data, torch.Generator(), initialise.autocast(
-        torch.device("cpu"), "fp32"))
-    r = torch.as_tensor(initialise.clusters(codes.numpy(), 4, cfg.train.seed), dtype=torch.float32)
+    codes = gmvae_start._map(model.code, data, torch.Generator(), autocast(torch.device("cpu"), "fp32"))
+    r = torch.as_tensor(gmvae_start.clusters(codes.numpy(), 4, cfg.train.seed), dtype=torch.float32)
     w = r / r.sum(0)
     torch.testing.assert_close(model.prior().mean[:, 0], w.T @ codes, atol=1e-4, rtol=1e-4)
     # q(z|x,y) starts at the code for every y, and q(y|x) has learnt the clusters
@@ -89,8 +89,7 @@ def test_start_is_reproducible_and_recorded_in_the_run(tmp_path, monkeypatch):
             "--init", "autoencoder-umap", "--init-epochs", "1", "--quiet"]
     for name in ("a", "b"):
         assert main([*args, "--out", str(tmp_path / name)]) == 0
-    from aevb.checkpoints import load
-    (ta, ma), (tb, mb) = load(tmp_path / "a"), load(tmp_path / "b")
+    (ta, ma), (tb, mb) = load_checkpoint(tmp_path / "a"), load_checkpoint(tmp_path / "b")
     assert ma["start"]["cluster_sizes"] == mb["start"]["cluster_sizes"]
     assert sum(ma["start"]["cluster_sizes"]) == 600
     torch.testing.assert_close(ta["model/pz_y.mean.weight"], tb["model/pz_y.mean.weight"])

@@ -1,86 +1,25 @@
-"""Pretrained models shipped with aevb: weights as safetensors, a JSON model card each, SHA-256 checked.
-
-    src/aevb/pretrained_models/NAME.safetensors   a checkpoint (`aevb.checkpoints`) holding only
-                                                  the model's tensors, in fp16 where the card's
-                                                  metrics stay within 0.1 nats of fp32 (loaded
-                                                  back into fp32 parameters)
-    src/aevb/pretrained_models/NAME.json          the model card: recipe, data, epochs, training
-                                                  time, metrics as `aevb evaluate` measures them,
-                                                  code version, SHA-256 of the weights file
-
-`pretrained:NAME` stands for a run directory in every command; loading checks the file's SHA-256
-against its card first and refuses a mismatch. `export` makes the two files from a finished run.
+"""Making a shipped model from a finished run: `NAME.safetensors` (the model's tensors, in fp16 where
+that moves no card metric) and its model card `NAME.json` (`aevb.runs.pretrained`). For maintainers.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
 import time
 from pathlib import Path
 
-import torch
+from aevb import atomic, provenance
+from aevb.evaluate import evaluate
+from aevb.runs import checkpoints
+from aevb.runs.load import open_run
+from aevb.runs.pretrained import DIR, sha256
 
-from aevb import atomic, checkpoints, provenance
-from aevb.errors import AevbError
-
-PREFIX = "pretrained:"
-DIR = Path(__file__).resolve().parent / "pretrained_models"
 CARD_FORMAT = "aevb-model-card-1"
 HALF_TOLERANCE = 0.1  # nats: fp16 weights are shipped only if every density metric moves less
 QUICK_POINTS = 500  # test points of the card's quick metric, which the tests recompute
 
-
-def names() -> list[str]:
-    """The shipped models, by name."""
-    return sorted(p.stem for p in DIR.glob("*.json"))
-
-
-def card(name: str) -> dict:
-    """The model card of a shipped model; an unknown name is an error listing the known ones."""
-    path = DIR / f"{name}.json"
-    if not path.is_file():
-        known = ", ".join(names()) or "none"
-        raise AevbError(f"no pretrained model {name!r}; shipped: {known} (see `aevb pretrained list`)")
-    return json.loads(path.read_text())
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def checkpoint(name: str) -> Path:
-    """The weights file of a shipped model, after checking its SHA-256 against the card."""
-    expected = card(name)["sha256"]
-    path = DIR / f"{name}.safetensors"
-    if not path.is_file():
-        raise AevbError(f"pretrained model {name}: weights file {path} is missing; reinstall aevb")
-    found = sha256(path)
-    if found != expected:
-        raise AevbError(f"pretrained model {name}: {path.name} has SHA-256 {found[:16]}..., its card "
-                        f"says {expected[:16]}...; the file is corrupt or replaced, reinstall aevb")
-    return path
-
-
-def resolve(run: str | Path) -> Path:
-    """A run directory or checkpoint path as given, or the checked weights of `pretrained:NAME`."""
-    run = str(run)
-    return checkpoint(run[len(PREFIX):]) if run.startswith(PREFIX) else Path(run)
-
-
-def load_pretrained(name: str, device: str | torch.device = "cpu"):
-    """The shipped model `name` in eval mode, its weights checked against the card's SHA-256."""
-    model, _, _ = checkpoints.load_model(PREFIX + name, device)
-    return model
-
-
-# -- making a shipped model from a run --------------------------------------------------------------
 
 def _density_keys(metrics: dict) -> list[str]:
     return [k for k in ("elbo", "iwae", "log_likelihood") if k in metrics]
@@ -97,9 +36,6 @@ def export(run: str | Path, name: str, recipe: str, description: str, iwae_sampl
     `machine` names where the run trained (default: this machine, as "N-core ARCH CPU"); `note` is
     the maintainer's remark for the card (e.g. the commit of a run that predates recorded versions).
     """
-    from aevb.evaluate import evaluate
-    from aevb.runs import open_run
-
     model, cfg, data, meta = open_run(run, "cpu", data_dir=data_dir)
     elbo_samples = 10 * cfg.train.eval_samples
     eval_batch = cfg.train.eval_batch_size

@@ -15,13 +15,14 @@ import numpy as np
 from aevb.atomic import atomic_path
 
 
-def _figure(width: float, height: float):
+def figure(width: float, height: float):
+    """A matplotlib Figure of this size in inches, laid out to fit its labels."""
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def _save(fig, path: Path | None):
+def save(fig, path: Path | None):
     """Write atomically, so a failure leaves no partial figure; no path: hand back the figure."""
     if path is None:
         return fig
@@ -36,7 +37,7 @@ def learning_curve(metrics: list[dict], path: Path | None = None, title: str = "
     """Train and test ELBO per epoch, in nats per datapoint; beside it the test cluster accuracy
     (with purity and NMI) for models that log them."""
     clusters = any("test_cluster_accuracy" in m for m in metrics)
-    fig = _figure(10.0 if clusters else 5.5, 3.6)
+    fig = figure(10.0 if clusters else 5.5, 3.6)
     axes = fig.subplots(1, 2 if clusters else 1, squeeze=False)[0]
     epochs = [m["epoch"] for m in metrics]
     ax = axes[0]
@@ -61,13 +62,13 @@ def learning_curve(metrics: list[dict], path: Path | None = None, title: str = "
         ax.set_title("clusters against the labels")
         ax.legend()
         ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def cluster_proportions(assigned: np.ndarray, mean_q: np.ndarray, names: list[str],
                         path: Path | None = None, title: str = ""):
     """Bars: the share of datapoints whose most probable cluster is c; dots: the mean q(y=c|x)."""
-    fig = _figure(max(4.5, 0.45 * len(names) + 1.5), 3.4)
+    fig = figure(max(4.5, 0.45 * len(names) + 1.5), 3.4)
     ax = fig.subplots()
     pos = np.arange(len(names))
     ax.bar(pos, assigned, color="C0", label="share assigned (argmax q(y|x))")
@@ -77,12 +78,12 @@ def cluster_proportions(assigned: np.ndarray, mean_q: np.ndarray, names: list[st
     ax.set_ylabel("fraction of test points")
     ax.set_title(title or "cluster proportions")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def embedding(points: np.ndarray, labels, classes, path: Path | None = None, title: str = ""):
     """A 2-D map of points, coloured and labelled by class at each class's median position."""
-    fig = _figure(6.0, 5.6)
+    fig = figure(6.0, 5.6)
     ax = fig.subplots()
     if labels is None:
         ax.scatter(points[:, 0], points[:, 1], s=2, color="C0", lw=0)
@@ -97,7 +98,7 @@ def embedding(points: np.ndarray, labels, classes, path: Path | None = None, tit
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def top_two_axes(x: np.ndarray) -> tuple[int, int]:
@@ -114,7 +115,7 @@ def image_grid(x: np.ndarray, image_shape, path: Path | None = None, ncols: int 
     nrows = -(-n // ncols)
     h, _ = image_shape
     canvas = _canvas(x, image_shape, ncols)
-    fig = _figure(ncols * 0.5 + 0.4, nrows * 0.5 + (0.5 if title else 0.2))
+    fig = figure(ncols * 0.5 + 0.4, nrows * 0.5 + (0.5 if title else 0.2))
     ax = fig.subplots()
     ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks([])
@@ -126,7 +127,7 @@ def image_grid(x: np.ndarray, image_shape, path: Path | None = None, ncols: int 
         ax.tick_params(left=False, labelsize=8)
     if title:
         ax.set_title(title)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _canvas(x: np.ndarray, image_shape, ncols: int) -> np.ndarray:
@@ -151,7 +152,7 @@ def row_by_row_animation(x: np.ndarray, image_shape, path: Path, ncols: int = 10
     steps = x.shape[1]
     ncols = min(ncols, len(x))
     nrows = -(-len(x) // ncols)
-    fig = _figure(ncols * 0.5 + 0.4, nrows * 0.5 + (0.5 if title else 0.2))
+    fig = figure(ncols * 0.5 + 0.4, nrows * 0.5 + (0.5 if title else 0.2))
     ax = fig.subplots()
     shown = np.zeros_like(x)
     image = ax.imshow(_canvas(shown, image_shape, ncols), cmap="gray", vmin=0, vmax=1,
@@ -177,15 +178,15 @@ def row_by_row_animation(x: np.ndarray, image_shape, path: Path, ncols: int = 10
 def scatter_over_data(samples: np.ndarray, data: np.ndarray, path: Path | None = None, title: str = ""):
     """Model samples over the data, on the data's two highest-variance coordinates."""
     i, j = top_two_axes(data)
-    fig = _figure(4.5, 4.2)
+    fig = figure(4.5, 4.2)
     ax = fig.subplots()
-    _scatter(ax, samples, data, i, j)
+    scatter(ax, samples, data, i, j)
     ax.legend(loc="best", fontsize=8)
     ax.set_title(title or "samples from the model over the test data")
-    return _save(fig, path)
+    return save(fig, path)
 
 
-def _scatter(ax, samples, data, i, j, size: float = 4.0) -> None:
+def scatter(ax, samples, data, i, j, size: float = 4.0) -> None:
     ax.scatter(data[:, i], data[:, j], s=size, color="0.6", alpha=0.5, label="data", lw=0)
     ax.scatter(samples[:, i], samples[:, j], s=size, color="C1", alpha=0.6, label="samples", lw=0)
     ax.set_xlabel(f"$x_{i + 1}$")
@@ -198,63 +199,10 @@ def samples(x, data_info: dict, path: Path | None = None):
     if data_info.get("image_shape"):
         return image_grid(np.clip(x, 0, 1), data_info["image_shape"], path, title="samples")
     i, j = top_two_axes(x) if len(x) > 1 else (0, min(1, x.shape[1] - 1))
-    fig = _figure(4.5, 4.2)
+    fig = figure(4.5, 4.2)
     ax = fig.subplots()
     ax.scatter(x[:, i], x[:, j], s=5, color="C1", lw=0)
     ax.set_xlabel(f"$x_{i + 1}$")
     ax.set_ylabel(f"$x_{j + 1}$")
     ax.set_title(f"{len(x)} samples from the model")
-    return _save(fig, path)
-
-
-def _references(ax, refs: dict[str, float]) -> None:
-    for k, (label, value) in enumerate(refs.items()):
-        ax.axhline(value, color="k", ls=("--", ":")[k % 2], lw=1, label=f"{label} ({value:.3f})")
-
-
-def fa_learning(trace: dict, path: Path | None = None):
-    """The tutorial's Experiment 1: test ELBO and exact evidence over the first steps, with insets."""
-    fig = _figure(7.5, 4.8)
-    ax = fig.subplots()
-    ax.plot(trace["step"], trace["elbo"], color="C0", label="test ELBO")
-    ax.plot(trace["step"], trace["evidence"], color="C3", label="test log p(x), learned model")
-    _references(ax, trace["references"])
-    lo = min(min(trace["references"].values()), float(np.min(trace["elbo"][len(trace["elbo"]) // 10:])))
-    ax.set_ylim(lo - 3.0, max(trace["references"].values()) + 0.3)
-    ax.set_xlabel("gradient step")
-    ax.set_ylabel("nats per test point")
-    ax.set_title("Factor analysis with AEVB: learning curve (Experiment 1)")
-    fig.legend(loc="outside lower center", ncol=2, fontsize=8)
-    ax.grid(alpha=0.3)
-    data = trace["test_x"]
-    i, j = top_two_axes(data)
-    for k, (step, snap) in enumerate(sorted(trace["snapshots"].items())):
-        inset = ax.inset_axes([0.22 + 0.27 * k, 0.12, 0.2, 0.4])  # below the curves
-        _scatter(inset, snap, data, i, j, size=1.5)
-        inset.set_title(f"step {step}", fontsize=8)
-        inset.tick_params(labelsize=6)
-        inset.xaxis.label.set_size(7)
-        inset.yaxis.label.set_size(7)
-    return _save(fig, path)
-
-
-def fa_alternating(trace: dict, path: Path | None = None):
-    """The tutorial's Experiment 2: freezing one side at a time makes AEVB climb like EM."""
-    fig = _figure(7.5, 4.6)
-    ax = fig.subplots()
-    every = trace["freeze_every"]
-    for start in range(0, int(trace["step"][-1]), every):
-        if (start // every) % 2 == 1:
-            ax.axvspan(start, start + every, color="C2", alpha=0.08, lw=0)
-    ax.plot(trace["step"], trace["elbo"], color="C0", label="test ELBO")
-    ax.plot(trace["step"], trace["evidence"], color="C3", label="test log p(x), learned model")
-    _references(ax, trace["references"])
-    lo = min(min(trace["references"].values()), float(np.min(trace["elbo"][len(trace["elbo"]) // 10:])))
-    ax.set_ylim(lo - 1.0, max(trace["references"].values()) + 0.5)
-    ax.set_xlabel("gradient step (white: only q(z|x) learns, like an E-step; "
-                  "green: only p(x|z) learns, like an M-step)", fontsize=8)
-    ax.set_ylabel("nats per test point")
-    ax.set_title("Factor analysis: alternating updates (Experiment 2)")
-    fig.legend(loc="outside lower center", ncol=2, fontsize=8)
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save(fig, path)

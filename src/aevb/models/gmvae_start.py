@@ -1,5 +1,5 @@
-"""Where training starts: the models' random weights, or for the GMVAE a clustering of an
-autoencoder's codes (`init = "autoencoder-umap"`).
+"""The GMVAE's pretrained start (`init = "autoencoder-umap"`): its clusters begin as a clustering of
+an autoencoder's codes instead of random weights.
 
 An unsupervised GMVAE finds clusters only as good as where it starts: five seeds of the tutorial's
 recipe from random weights gave a median test accuracy of 0.66 (README, GMVAE). VaDE (Jiang et al.
@@ -29,10 +29,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from aevb.config import RunConfig
-from aevb.data import Data
-from aevb.devices import autocast
+from aevb.data.containers import Data
 from aevb.errors import AevbError
+from aevb.runtime.devices import autocast
 
 STARTS = ("random", "autoencoder-umap")
 UMAP_DIMS, UMAP_NEIGHBOURS = 10, 20  # N2D's settings for MNIST (with min_dist 0)
@@ -45,38 +44,31 @@ GMM_INITS = 10
 POSTERIOR_STD = 0.1  # q(z|x,y)'s starting std, as a fraction of the clusters' mean std
 
 
-def check(cfg: RunConfig) -> None:
-    """Refuse an unknown start, or one whose library is missing, before anything is written."""
-    how = getattr(cfg.model_config, "init", "random")
-    if how not in STARTS:
-        raise AevbError(f"unknown init {how!r}; choose one of {', '.join(STARTS)}")
-    if how == "autoencoder-umap":
-        try:
-            import umap  # noqa: F401
-        except ImportError:
-            raise AevbError("init = 'autoencoder-umap' needs umap-learn; install it with "
-                            "pip install -c constraints.txt -e \".[cluster]\"") from None
+def check_available() -> None:
+    """Refuse the start when umap-learn is missing, before anything is written."""
+    try:
+        import umap  # noqa: F401
+    except ImportError:
+        raise AevbError("init = 'autoencoder-umap' needs umap-learn; install it with "
+                        "pip install -c constraints.txt -e \".[cluster]\"") from None
 
 
-def start(model, data: Data, cfg: RunConfig, quiet: bool = False) -> dict:
-    """Initialise `model` as its config's `init` says; returns what the start measured, for the
-    run's metadata ({} for random weights)."""
-    check(cfg)
-    if getattr(cfg.model_config, "init", "random") == "random":
-        return {}
+def start(model, data: Data, train_cfg, quiet: bool = False) -> dict:
+    """Start `model` (a GMVAE) from an autoencoder's clustered codes, as the steps above; returns
+    what the start measured, for the run's metadata."""
     began = time.perf_counter()
     device = next(model.parameters()).device
-    cast = autocast(device, cfg.train.precision)
-    gen = torch.Generator(device=data.train.x.device).manual_seed(cfg.train.seed)
+    cast = autocast(device, train_cfg.precision)
+    gen = torch.Generator(device=data.train.x.device).manual_seed(train_cfg.seed)
     say = (lambda s: None) if quiet else tqdm.write
 
     def reconstruction(x, rows):  # -log p(x | z = code(x)), (B,)
         return -model.likelihood(model.code(x)).log_prob(x)
 
-    nll = _fit(model.parameters(), reconstruction, model, data, cfg.model_config.init_epochs, gen, cast,
+    nll = _fit(model.parameters(), reconstruction, model, data, model.cfg.init_epochs, gen, cast,
                lambda e, v: say(f"start: autoencoder epoch {e}, reconstruction {v:.2f} nats"))
     codes = _map(model.code, data, gen, cast)  # (N, Dz), in the training split's order
-    r = clusters(codes.numpy(), model.n_clusters, cfg.train.seed)  # (N, C)
+    r = clusters(codes.numpy(), model.n_clusters, train_cfg.seed)  # (N, C)
     sizes = np.bincount(r.argmax(1), minlength=model.n_clusters).tolist()  # images per cluster
     say(f"start: UMAP and a GMM put the codes in clusters of {sizes} "
         f"({time.perf_counter() - began:.0f} s)")
@@ -95,12 +87,6 @@ def start(model, data: Data, cfg: RunConfig, quiet: bool = False) -> dict:
     return {"init": "autoencoder-umap", "seconds": round(time.perf_counter() - began, 3),
             "reconstruction_nats": nll, "qy_cross_entropy_nats": ce,
             "cluster_sizes": sizes}
-
-
-def total_seconds(record: dict) -> float:
-    """A run's `training_seconds` plus its start's (a results.json or a model card): the start
-    trains networks too, so a training time leaves it out only by hiding it."""
-    return record["training_seconds"] + record.get("start", {}).get("seconds", 0.0)
 
 
 def clusters(codes: np.ndarray, n: int, seed: int) -> np.ndarray:

@@ -1,11 +1,12 @@
-"""Which figures a trained run gets, and the numbers behind them. Drawing is in `aevb.plots`.
+"""Which figures a trained run gets, and the numbers behind them. Drawing is in `aevb.reports.plots`.
 
-Every run: the learning curve. Image models: test digits, generations in the tutorial's three modes
-(decoder parameter, mean, sample), and a t-SNE map of the test set's posterior means; the CVAE adds
-its label-by-label grid, the GMVAE its cluster-by-cluster grid (rows ordered by the label each
-cluster is matched to) and the cluster proportions, the VRNN an animation of digits generated row by
-row (its t-SNE map concatenates the posterior means of every step). FA: samples over the data and
-the tutorial's two experiments.
+Every run: the learning curve. Models of images: test digits, generations in the tutorial's three
+modes (decoder parameter, mean, sample), and a t-SNE map of the test set's posterior means; a
+label-conditioned model adds its label-by-label grid, a model with clusters its cluster-by-cluster
+grid (rows ordered by the label each cluster is matched to) and the cluster proportions, a
+sequential model an animation of images generated row by row (its t-SNE map concatenates the
+posterior means of every step). Other data: samples over the data. Then whatever figures only the
+model draws (`LatentModel.extra_figures`).
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aevb import clustering, plots
+from aevb import clustering
 from aevb.evaluate import cluster_assignments, seeded
-from aevb.runs import open_run
+from aevb.reports import plots
+from aevb.runs.load import open_run
+from aevb.runs.pretrained import PREFIX
 
 TSNE_POINTS = 5000  # test points in the t-SNE map: enough to show the clusters, ~20 s on 2 cores
 
@@ -44,9 +47,18 @@ def tsne(points: np.ndarray, seed: int) -> np.ndarray:
     return TSNE(n_components=2, init="pca", learning_rate="auto", random_state=seed).fit_transform(points)
 
 
+def default_out(run: str | Path) -> Path:
+    """Where `aevb figures RUN` writes: RUN/figures, or figures/NAME for `pretrained:NAME`."""
+    run = str(run)
+    return Path("figures") / run[len(PREFIX):] if run.startswith(PREFIX) else Path(run) / "figures"
+
+
 def write(run: str | Path, out: Path, data_dir: str | None = None, dataset: str | None = None) -> list[Path]:
     """Write every figure of a run (or `pretrained:NAME`) into `out`; returns the files written.
-    `dataset` draws the data figures from other data of the same shape (see runs.open_run)."""
+    `dataset` draws the data figures from other data of the same shape (see runs.open_run).
+
+        >>> write("pretrained:vae-mnist", Path("figures/vae"))
+    """
     model, cfg, data, meta = open_run(run, data_dir=data_dir, dataset=dataset)
     info, seed = meta["data_info"], cfg.train.seed
     out.mkdir(parents=True, exist_ok=True)
@@ -61,9 +73,7 @@ def write(run: str | Path, out: Path, data_dir: str | None = None, dataset: str 
                                                out / "samples-over-test-data.png"))
     else:
         written += _image_figures(model, cfg, data, info, out, seed)
-    if cfg.model == "fa":
-        written += _fa_experiments(cfg, data, out)
-    return written
+    return written + model.extra_figures(cfg, data, out)
 
 
 def _image_figures(model, cfg, data, info, out: Path, seed: int) -> list[Path]:
@@ -131,17 +141,4 @@ def _cluster_figures(model, data, out: Path, seed: int, per_row: int = 15) -> li
     written.append(plots.cluster_proportions(assigned[order], mean_q[order], names,
                                              out / "cluster-proportions.png",
                                              f"{n_clusters} clusters on {len(a['cluster']):,} test points"))
-    return written
-
-
-def _fa_experiments(cfg, data, out: Path) -> list[Path]:
-    from aevb import experiments
-
-    written = []
-    trace = experiments.experiment_1(cfg, data)
-    for suffix in (".png", ".pdf"):
-        written.append(plots.fa_learning(trace, out / f"fa-experiment1-learning{suffix}"))
-    trace = experiments.experiment_2(cfg, data)
-    for suffix in (".png", ".pdf"):
-        written.append(plots.fa_alternating(trace, out / f"fa-experiment2-alternating{suffix}"))
     return written

@@ -28,11 +28,10 @@ def configure() -> None:
 def flush_denormals() -> None:
     """Flush denormal floats to zero on the CPU (FTZ and DAZ), for the whole process.
 
-    Adam's first moment of a weight whose gradient stays at zero for a while (a pixel that is rarely
-    on, a dead unit) decays by beta1 per step below 1e-38, where x86 arithmetic is many times
-    slower: a VAE's fused Adam step took 6.7 ms instead of 0.9 ms. Values that small change no
-    update (Adam's eps is 1e-8). Threads take the mode of the thread that creates them, so call this
-    before torch's first parallel operation (numpy and hypothesis, for two, expect denormals).
+    Adam's moments of a weight whose gradient stays at zero decay below 1e-38, where x86 arithmetic
+    is many times slower, and values that small change no update (docs/speed.md, "Denormals").
+    Threads take the mode of the thread that creates them, so call this before torch's first
+    parallel operation (numpy and hypothesis, for two, expect denormals).
     """
     torch.set_flush_denormal(True)
 
@@ -41,11 +40,8 @@ def keep_freed_memory() -> bool:
     """Let glibc's malloc keep the memory that a training step's tensors free, for the next step;
     returns whether it could (False off glibc, e.g. macOS or musl).
 
-    PyTorch's CPU tensors come straight from malloc. By default glibc gives a freed block back to
-    the system as soon as more than twice the largest recent block lies free at the top of the heap,
-    and a step frees all its activations at once: the next step maps the memory again, one page
-    fault per 4 KiB. The GMVAE at batch 100 took 1,100 to 1,800 faults per step, 2.6 to 3.5 ms of
-    system time in a 20 to 30 ms step; with this, 0 to 3. The cost is that the heap stays at its
+    By default glibc gives freed blocks back to the system, and the next step maps them again, one
+    page fault per 4 KiB (docs/speed.md, "The allocator"). The cost is that the heap stays at its
     peak size (up to TRIM_FROM free at its top), as PyTorch's CUDA allocator keeps its blocks.
     """
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":

@@ -1,0 +1,112 @@
+"""Datasets in memory: a `Data` holds raw train and test tensors (uint8 pixels or float values) with
+labels, and one preprocessing mode that `Data.batches` applies per batch, so noise is fresh every
+epoch and no Python runs per sample. Shapes: N datapoints, B batch, D... a datapoint's dims.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import torch
+
+from aevb.data.support import PREPROCESS
+from aevb.errors import AevbError
+
+
+def preprocess(x: torch.Tensor, mode: str, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Turn a batch of raw values into model input (float32). Pixel modes expect bytes in 0..255.
+
+        >>> preprocess(torch.tensor([0, 255], dtype=torch.uint8), "unit")
+        tensor([0., 1.])
+    """
+    if mode == "none":
+        return x.float()
+    if mode == "unit":
+        return x.float() / 255.0
+    if mode == "dequantize":  # (pixel + U(0,1)) / 256, a density on [0,1]^D
+        return (x.float() + _uniform(x, generator)) / 256.0
+    if mode == "binarize-threshold":
+        # The tutorial's (pixel + U(0,1))/256 >= 0.5 holds exactly when pixel >= 128: no noise needed.
+        return (x >= 128).float()
+    if mode == "binarize-dynamic":  # a fresh Bernoulli(pixel/255) draw every batch
+        return (_uniform(x, generator) < x.float() / 255.0).float()
+    raise AevbError(f"unknown preprocessing {mode!r}; choose one of {', '.join(PREPROCESS)}")
+
+
+def _uniform(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """U(0,1) noise shaped like x, drawn on the generator's device and moved to x's: with a CPU
+    generator (as `aevb.evaluate` uses), a GPU sees the same noise, so the same test set."""
+    where = x.device if generator is None else generator.device
+    return torch.rand(x.shape, generator=generator, device=where).to(x.device)
+
+
+@dataclass
+class Split:
+    x: torch.Tensor  # (N, D...) raw values: uint8 pixels, or floats for user and synthetic data
+    y: torch.Tensor | None = None  # (N,) int64 labels
+    lengths: torch.Tensor | None = None  # (N,) int64 steps of each sequence x (N, T, D); None: all T
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def to(self, device) -> Split:
+        def move(t):
+            return None if t is None else t.to(device)
+
+        return Split(self.x.to(device), move(self.y), move(self.lengths))
+
+    def head(self, n: int) -> Split:
+        """The first n datapoints."""
+        return Split(self.x[:n], None if self.y is None else self.y[:n],
+                     None if self.lengths is None else self.lengths[:n])
+
+
+class Batch(NamedTuple):
+    """A preprocessed minibatch: x (B, D...), labels y (B,) and sequence lengths (B,) if any."""
+
+    x: torch.Tensor
+    y: torch.Tensor | None
+    lengths: torch.Tensor | None
+
+
+@dataclass
+class Data:
+    """A dataset's train and test splits, how to preprocess them, and how to show a datapoint."""
+
+    name: str
+    train: Split
+    test: Split
+    preprocess: str = "none"
+    image_shape: tuple[int, int] | None = None  # how to show one datapoint as an image
+    classes: tuple[str, ...] | None = None  # label names, when there are labels
+    extra: dict = field(default_factory=dict)  # e.g. the true parameters of synthetic data
+    note: str = ""
+
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        return tuple(self.train.x.shape[1:])
+
+    def split(self, name: str) -> Split:
+        if name not in ("train", "test"):
+            raise AevbError(f"unknown split {name!r}; use train or test")
+        return getattr(self, name)
+
+    def to(self, device) -> Data:
+        return Data(self.name, self.train.to(device), self.test.to(device), self.preprocess,
+                    self.image_shape, self.classes, self.extra, self.note)
+
+    def batches(self, split: str | Split, batch_size: int, generator: torch.Generator,
+                order: torch.Tensor | None = None, start: int = 0) -> Iterator[Batch]:
+        """Yield preprocessed batches over `order` (default: the split in order).
+
+        Indexing whole tensors keeps per-sample Python out; `start` skips batches already seen.
+        """
+        s = self.split(split) if isinstance(split, str) else split
+        n = len(s) if order is None else len(order)  # an order may pick a subset
+        for i in range(start * batch_size, n, batch_size):
+            idx = slice(i, i + batch_size) if order is None else order[i : i + batch_size]
+            x = preprocess(s.x[idx], self.preprocess, generator)
+            yield Batch(x, None if s.y is None else s.y[idx],
+                        None if s.lengths is None else s.lengths[idx])

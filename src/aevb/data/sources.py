@@ -1,0 +1,52 @@
+"""Which data a `--dataset` value means: a registered name, the tutorial's FA data, or the user's
+.npz file; loaded, and its values checked against the preprocessing mode asked for."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from aevb.data.containers import Data
+from aevb.data.idx import DATASETS, load_idx_dataset
+from aevb.data.npz import load_npz
+from aevb.data.support import PREPROCESS, check_pixels
+from aevb.data.synthetic import fa_synthetic
+from aevb.errors import AevbError
+
+SYNTHETIC = "fa-synthetic"
+
+
+def is_file(dataset: str) -> bool:
+    """Whether `dataset` names the user's .npz file rather than a dataset we know by name."""
+    return dataset != SYNTHETIC and dataset not in DATASETS and (
+        dataset.endswith(".npz") or Path(dataset).exists())
+
+
+def absolute(dataset: str) -> str:
+    """`dataset` with a file's path made absolute, so that the config.json of a run finds its data
+    from any working directory; names are unchanged."""
+    return os.path.abspath(dataset) if is_file(dataset) else dataset
+
+
+def load(dataset: str, data_dir: str | Path | None = None, preprocess_mode: str = "none",
+         mirrors: tuple[str, ...] | None = None) -> Data:
+    """Load a dataset by name or .npz path, and validate the preprocessing against its values.
+
+        >>> load("mnist-sample", preprocess_mode="dequantize").train.x.dtype
+        torch.uint8
+    """
+    if preprocess_mode not in PREPROCESS:
+        raise AevbError(f"unknown preprocessing {preprocess_mode!r}; choose one of "
+                        f"{', '.join(PREPROCESS)}")
+    if dataset == SYNTHETIC:
+        data = fa_synthetic()
+    elif dataset in DATASETS:
+        data = load_idx_dataset(dataset, data_dir, mirrors)
+    elif is_file(dataset):
+        data = load_npz(dataset, known=tuple(DATASETS))
+    else:
+        raise AevbError(f"unknown dataset {dataset!r}; use one of {SYNTHETIC}, "
+                        f"{', '.join(DATASETS)} or a path to an .npz file")
+    data.preprocess = preprocess_mode
+    check_pixels(data, preprocess_mode)
+    return data

@@ -1,0 +1,110 @@
+"""Starting a training run and continuing one: the model, data and trainer built from a resolved
+config, the run directory created (or locked and read back), and training to the end."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from aevb import provenance
+from aevb.config import RunConfig, config_from_dict
+from aevb.errors import AevbError
+from aevb.models import registry
+from aevb.runs.directory import RunDirectory
+from aevb.runs.load import build_model, data_info, load_checkpoint, prepare_data
+from aevb.runs.resolve import build_config, checked, sections
+from aevb.runtime import distributed
+from aevb.runtime.devices import native_bf16, resolve_device
+from aevb.training.state import prefixed
+from aevb.training.trainer import Trainer
+
+
+def default_run_dir(model: str) -> Path:
+    return Path("runs") / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def train(cfg: RunConfig, out: str | Path, quiet: bool = False, overwrite: bool = False) -> Trainer:
+    """Start a new run of `cfg` (from `aevb.runs.config`) in `out` and train it to the end.
+
+    The run directory appears whole or not at all, from its first moment holding a checkpoint that
+    `resume` continues; a bad flag or a bad file leaves nothing behind.
+
+        trainer = train(config("fa", epochs=3), "runs/fa")
+    """
+    cfg = checked(cfg)
+    run = RunDirectory(out)
+    replace = run.check_new(overwrite)
+    device = distributed.setup(resolve_device(cfg.train.device))
+    main = distributed.is_main()
+    if cfg.train.precision == "bf16" and not native_bf16(device) and main:
+        print(f"aevb: warning: this {device.type} has no bf16 hardware, so bf16 is emulated and "
+              "much slower than fp32 here; use --precision auto or fp32", file=sys.stderr)
+    data = prepare_data(cfg, device)
+    torch.manual_seed(cfg.train.seed)
+    model = build_model(cfg, data_info(data)).to(device)
+    frozen = model.parameters_of(cfg.train.freeze)  # a bad --freeze fails before the start's minutes
+    start = model.start(data, cfg.train, quiet or not main)
+    meta = {"config": cfg.to_dict(), "data_info": data_info(data), "model": cfg.model,
+            "versions": provenance.versions(), **({"start": start} if start else {})}
+    trainer = Trainer(model, data, cfg.train, run, meta, quiet, frozen)
+    state = trainer.state()  # under torchrun every rank takes part; rank 0 writes
+    failed = None
+    if main:
+        try:
+            run.create(cfg.to_dict(), *state, replace=replace)
+        except AevbError as e:
+            failed = str(e)
+    if distributed.any_rank(torch.tensor([failed is not None]))[0]:  # the other ranks stop too
+        raise AevbError(failed or f"rank 0 could not write the run directory {out}")
+    try:
+        trainer.fit()
+    finally:
+        run.release()
+    return trainer
+
+
+def resume(out: str | Path, settings: dict | None = None, quiet: bool = False, model: str | None = None,
+           sources: list[tuple[str, dict]] = ()) -> Trainer:
+    """Continue the run in `out` from its last checkpoint, optionally for more epochs or steps.
+
+    `settings` are flag values in snake case (epochs=, lr= ...); `sources` (where, values) pairs
+    shaped like a recipe file, e.g. the command line that started the run. A value equal to the
+    saved one is accepted; a changed one must be resumable (`aevb.runs.resolve.RESUMABLE`).
+
+        trainer = resume("runs/fa", {"epochs": 6})
+    """
+    run = RunDirectory(out)
+    tensors, meta = load_checkpoint(out)
+    if "optimizer_groups" not in meta:
+        raise AevbError(f"{out} is a shipped model without optimiser state; it cannot be resumed. "
+                        "Train its recipe with `aevb reproduce NAME`")
+    name = meta["config"]["model"]
+    if model is not None and name != model:
+        raise AevbError(f"{out} holds a {name} run, not {model}; resume it with `aevb train {name} --resume`")
+    saved = config_from_dict(meta["config"], registry.get(name))
+    given = list(sources) + ([("keyword arguments", sections(name, settings))] if settings else [])
+    cfg = build_config(name, given, saved=saved)
+    device = distributed.setup(resolve_device(cfg.train.device))
+    if distributed.is_main():
+        run.lock()  # before anything changes: a second process on the run stops here
+        run.remove_leftovers()  # temporary files of a write that a kill cut short
+        run.saved_step = meta["step"]
+    try:
+        data = prepare_data(cfg, device)
+        trained = build_model(cfg, meta["data_info"])
+        trained.load_state_dict(prefixed(tensors, "model"))
+        trained.to(device)
+        if distributed.is_main():
+            run.write_config(cfg.to_dict())
+        run_meta = {"config": cfg.to_dict(), "data_info": meta["data_info"], "model": cfg.model,
+                    "versions": meta.get("versions"), "resumed_with": provenance.versions(),
+                    **({"start": meta["start"]} if "start" in meta else {})}
+        trainer = Trainer(trained, data, cfg.train, run, run_meta, quiet)
+        trainer.restore(tensors, meta)
+        trainer.fit()
+    finally:
+        run.release()
+    return trainer

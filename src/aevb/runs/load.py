@@ -1,0 +1,139 @@
+"""Runs read back: a model rebuilt from a run directory, a checkpoint file or `pretrained:NAME`
+(through the model registry; nothing unpickled), and a run's data shaped for its model."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from aevb.config import RunConfig, config_from_dict
+from aevb.data.containers import Data
+from aevb.data.sources import absolute, is_file, load
+from aevb.data.support import check_fits
+from aevb.errors import AevbError
+from aevb.models import registry
+from aevb.models.base import LatentModel
+from aevb.runs import checkpoints, pretrained
+from aevb.runs.directory import RunDirectory
+from aevb.runtime.devices import resolve_device
+from aevb.training.state import prefixed
+
+
+def checkpoint_file(run: str | Path) -> Path:
+    """The checkpoint of a run directory, a checkpoint file as given, or the checked weights of
+    `pretrained:NAME`."""
+    if pretrained.is_name(run):
+        return pretrained.checkpoint(str(run)[len(pretrained.PREFIX):])
+    path = Path(run)
+    if path.is_dir():
+        path = RunDirectory(path).checkpoint
+    if not path.is_file():
+        raise AevbError(f"{path}: no checkpoint here; give a run directory made by `aevb train`")
+    return path
+
+
+def load_checkpoint(run: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """A run's (or shipped model's) checkpoint: its tensors and JSON."""
+    return checkpoints.load(checkpoint_file(run))
+
+
+def build_model(cfg: RunConfig, data_info: dict) -> LatentModel:
+    """Construct the registered model for a config and the shape of its data."""
+    cls = registry.get(cfg.model)
+    return cls(cfg.model_config, tuple(data_info["event_shape"]), data_info.get("n_classes"))
+
+
+def load_model(run: str | Path, device: str | torch.device = "cpu") -> tuple[LatentModel, RunConfig, dict]:
+    """Rebuild a trained model from a run directory, checkpoint file or `pretrained:NAME`:
+    (model in eval mode, config, meta).
+
+        >>> model, cfg, meta = load_model("pretrained:vae-mnist")
+    """
+    tensors, meta = load_checkpoint(run)
+    try:
+        cfg = config_from_dict(meta["config"], registry.get(meta["config"]["model"]))
+        model = build_model(cfg, meta["data_info"])
+    except (KeyError, TypeError) as e:
+        raise AevbError(f"{run}: the checkpoint's metadata is incomplete ({type(e).__name__}: {e}); "
+                        "it was not written by this aevb") from None
+    try:
+        model.load_state_dict(prefixed(tensors, "model"))
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise AevbError(f"{run}: checkpoint tensors do not fit model {cfg.model!r} ({first})") from None
+    return model.to(device).eval(), cfg, meta
+
+
+def load_pretrained(name: str, device: str | torch.device = "cpu") -> LatentModel:
+    """The shipped model `name` in eval mode, its weights checked against the card's SHA-256."""
+    model, _, _ = load_model(pretrained.PREFIX + name, device)
+    return model
+
+
+def prepare_data(cfg: RunConfig, device: torch.device | str = "cpu") -> Data:
+    """Load the run's dataset, shaped as its model reads it (`LatentModel.shape_data`), and check
+    that the model's likelihood can score its values and that it has the labels the model needs."""
+    cls = registry.get(cfg.model)
+    data = load(cfg.data.dataset, cfg.data.data_dir, cfg.data.preprocess)
+    for split in (data.train, data.test):
+        split.x = cls.shape_data(split.x, split.lengths, data.image_shape, data.name)
+    check_fits(data, cls.data_support(cfg.model_config), cfg.model)
+    if cls.uses_labels and data.train.y is None:
+        raise AevbError(f"model {cfg.model} is conditioned on labels but {data.name} has none; "
+                        "add y_train and y_test to the .npz")
+    return data.to(device)
+
+
+def data_info(data: Data) -> dict:
+    """What a checkpoint must know about its data to rebuild the model and draw its figures."""
+    return {
+        "dataset": data.name,
+        "event_shape": list(data.event_shape),
+        "n_classes": None if data.classes is None else len(data.classes),
+        "classes": None if data.classes is None else list(data.classes),
+        "image_shape": None if data.image_shape is None else list(data.image_shape),
+        "note": data.note,
+    }
+
+
+def open_run(run: str | Path, device: str = "cpu", with_data: bool = True, data_dir: str | None = None,
+             dataset: str | None = None) -> tuple[LatentModel, RunConfig, Data | None, dict]:
+    """A trained run (or `pretrained:NAME`) ready for evaluation: (model in eval mode, config, data,
+    checkpoint meta). `data_dir` overrides the data root the run was trained from; `dataset`, the
+    data itself (a name or an .npz of the same shape, read with the run's preprocessing)."""
+    dev = resolve_device(device)
+    model, cfg, meta = load_model(run, dev)
+    if data_dir is not None:
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, data_dir=data_dir))
+    if dataset is not None:
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dataset=absolute(dataset)))
+    elif with_data and is_file(cfg.data.dataset) and not Path(cfg.data.dataset).is_file():
+        raise AevbError(f"{run} was trained on {cfg.data.dataset}, which is no longer there; "
+                        "put the file back, or give the file's new place with --dataset")
+    try:
+        data = prepare_data(cfg, dev) if with_data else None
+    except AevbError as e:
+        if dataset is None or "--preprocess" not in str(e):
+            raise
+        # the loader's advice is for training; here the run's preprocessing is fixed
+        raise AevbError(f"{e} (but here {run} reads --dataset data with its own --preprocess "
+                        f"{cfg.data.preprocess}, so give data of that kind)") from None
+    if data is not None and dataset is not None:
+        _check_fits(data, model, meta["data_info"], run)
+    return model, cfg, data, meta
+
+
+def _check_fits(data: Data, model: LatentModel, info: dict, run: str | Path) -> None:
+    """Data other than a run's own must have its datapoints' shape (a sequential model reads any
+    number of steps) and, for a label-conditioned model, no label the model has not seen."""
+    shape, trained = data.event_shape, tuple(info["event_shape"])
+    if model.sequential:
+        shape, trained = shape[-1:], trained[-1:]
+    if shape != trained:
+        raise AevbError(f"{data.name} holds datapoints of shape {shape} but {run} models {trained}; "
+                        "give data of the shape the run was trained on")
+    if model.uses_labels and len(data.classes) > info["n_classes"]:
+        raise AevbError(f"{data.name} has {len(data.classes)} classes but {run} was trained on "
+                        f"{info['n_classes']}; give labels 0..{info['n_classes'] - 1}")

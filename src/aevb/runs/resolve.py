@@ -1,0 +1,154 @@
+"""A run's config, built once: the one function (`build_config`) behind `aevb train`, `--resume`,
+`aevb reproduce`, `aevb sweep` and Python's `aevb.runs.config`.
+
+Layers, lowest first: the model's recipe (or, when resuming, the run's saved config), then each
+source in order (a `--config` TOML file, command-line flags, keyword arguments). Every value is
+checked once as it enters (`aevb.config`), then across fields, then against the model and the
+device; options whose default depends on them are filled in; the result is frozen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+from aevb.config import SECTIONS, DataConfig, RunConfig, TrainConfig, field_types, flag, named, replace_checked
+from aevb.data.sources import absolute
+from aevb.errors import AevbError
+from aevb.models import registry
+from aevb.runtime import distributed
+from aevb.runtime.devices import autocast, resolve_device, resolve_precision
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+# A recipe file's top-level keys. `description`, `pretrained` (the shipped model it made) and
+# `[reference]` (the published number it reproduces) are read by `aevb reproduce`, not by training.
+RECIPE_KEYS = {"model", "model_config", "data", "train", "description", "pretrained", "reference"}
+
+# What may change when a run is resumed: how long it runs, where, and how it steps (so that a run
+# stopped by a NaN can go on with a lower learning rate or clipping); and where its data lives.
+RESUMABLE = ("epochs", "max_steps", "device", "compile", "cuda_graphs", "lr", "clip_grad", "on_nan")
+RESUMABLE_DATA = ("data_dir",)
+
+
+def read_toml(path: str | Path) -> dict:
+    """Parse a config file; a missing or malformed one is an AevbError naming the file."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        raise AevbError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise AevbError(f"config file {path} is not valid TOML: {e}") from None
+    unknown = sorted(set(raw) - RECIPE_KEYS)
+    if unknown:
+        raise AevbError(
+            f"config file {path}: unknown section {unknown[0]!r}; use model, description, pretrained, "
+            "[model_config], [data], [train] and [reference]"
+        )
+    return raw
+
+
+def sections(model: str, settings: dict) -> dict:
+    """Settings named as `aevb train`'s flags are, in snake case (epochs=, dataset=, latent_dim=),
+    sorted into the sections of a recipe file: {"model_config": ..., "data": ..., "train": ...}."""
+    classes = {"model_config": registry.get(model).Config, "data": DataConfig, "train": TrainConfig}
+    given: dict[str, dict] = {section: {} for section in classes}
+    for key, value in settings.items():
+        section = next((s for s, c in classes.items() if key in field_types(c)), None)
+        if section is None:
+            known = sorted(k for c in classes.values() for k in field_types(c))
+            raise AevbError(f"{key!r} is not a setting of {model}; use one of {', '.join(known)}")
+        given[section][key] = value
+    return given
+
+
+def build_config(model: str, sources: list[tuple[str, dict]] = (), saved: RunConfig | None = None
+                 ) -> RunConfig:
+    """The config of a new run of `model`, or with `saved` of a resumed one; each source is a
+    (where, values) pair shaped like a recipe file: optional "model_config", "data", "train".
+
+        >>> build_config("vae", [("keyword arguments", {"train": {"epochs": 3}})]).train.epochs
+        3
+    """
+    cls = registry.get(model)
+    if saved is None:
+        recipe = cls.recipe
+        cfg = RunConfig(model, cls.Config(), replace_checked(DataConfig(), recipe.get("data", {}), "recipe"),
+                        replace_checked(TrainConfig(), recipe.get("train", {}), "recipe"))
+    else:
+        cfg, sources = saved, [(where, _as_resumed(src)) for where, src in sources]
+    for where, src in sources:
+        if "model" in src and src["model"] != model:
+            raise AevbError(f"{where} is a recipe for model {src['model']!r}, not {model!r}")
+        cfg = RunConfig(model, *(replace_checked(getattr(cfg, s), src.get(s, {}), where) for s in SECTIONS))
+    if saved is not None:
+        _check_unchanged(saved, cfg, sources)
+    _check_across(cfg)
+    if saved is None:
+        cls.check_config(cfg.model_config)  # e.g. a library the model's start needs
+    train = _resolve_for_device(cfg.train, cls)
+    model_config = cls.resolve(cfg.model_config, cfg.data.dataset)
+    data = dataclasses.replace(cfg.data, dataset=absolute(cfg.data.dataset))  # found from anywhere
+    resolved = RunConfig(model, model_config, data, train)
+    object.__setattr__(resolved, "_built", True)  # frozen, and known to have been checked
+    return resolved
+
+
+def checked(cfg: RunConfig) -> RunConfig:
+    """`cfg` as `build_config` made it; a RunConfig constructed by hand is built (checked) now."""
+    return cfg if getattr(cfg, "_built", False) else build_config(cfg.model, [("config", cfg.to_dict())])
+
+
+def _as_resumed(src: dict) -> dict:
+    """A source's values as a resumed run compares them: a data file by its absolute path, and
+    precision "auto" as the run's own, resolved when it started."""
+    src = {k: dict(v) if isinstance(v, dict) else v for k, v in src.items()}
+    if "dataset" in src.get("data", {}):
+        src["data"]["dataset"] = absolute(src["data"]["dataset"])
+    if src.get("train", {}).get("precision") == "auto":
+        del src["train"]["precision"]
+    return src
+
+
+def _check_unchanged(saved: RunConfig, cfg: RunConfig, sources) -> None:
+    """A resumed run may change only RESUMABLE values; one given as it was is no change."""
+    allowed = {"train": RESUMABLE, "data": RESUMABLE_DATA, "model_config": ()}
+    for _, src in sources:
+        for section in SECTIONS:
+            for key in src.get(section, {}):
+                old, new = getattr(getattr(saved, section), key), getattr(getattr(cfg, section), key)
+                if section == "data" and key == "dataset":
+                    old = absolute(old)  # older runs saved the path as typed
+                if new != old and key not in allowed[section]:
+                    may = ", ".join(flag(k) for k in RESUMABLE + RESUMABLE_DATA)
+                    raise AevbError(f"{flag(key)} cannot change when resuming (the run has {old!r}, "
+                                    f"not {new!r}); only {may} can")
+
+
+def _check_across(cfg: RunConfig) -> None:
+    """Checks that read two fields at once."""
+    t = cfg.train
+    if t.lr_decay_from is not None and not t.lr_decay_from < t.epochs:
+        raise AevbError(f"{named('lr_decay_from')} must be an epoch from 0 to epochs - 1 "
+                        f"({t.epochs - 1}), got {t.lr_decay_from}")
+
+
+def _resolve_for_device(t: TrainConfig, cls) -> TrainConfig:
+    """The precision that will run on the config's device (config.json records it, so a resumed
+    run keeps it on any machine); refuse settings that this model or device cannot take."""
+    device = resolve_device(t.device)
+    t = dataclasses.replace(t, precision=resolve_precision(t.precision, device))
+    autocast(device, t.precision)  # refuses bf16 where autocast has none
+    if t.compile and not cls.compilable:
+        raise AevbError(f"{cls.name} cannot be compiled with torch.compile; drop --compile")
+    if t.cuda_graphs and device.type != "cuda":
+        raise AevbError(f"--cuda-graphs needs a CUDA device, not {device.type}; drop it or use --device cuda")
+    if t.cuda_graphs and distributed.launched():
+        raise AevbError("--cuda-graphs does not work across processes (torchrun); drop it")
+    return t
