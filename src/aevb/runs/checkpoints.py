@@ -11,6 +11,8 @@ means is `aevb.runs.directory`'s and `aevb.runs.pretrained`'s business.
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 
 import torch
@@ -30,8 +32,11 @@ def save(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict) -> None
     with atomic_path(path) as tmp:
         try:
             save_file(cpu, str(tmp), metadata={"aevb": json.dumps(meta)})
-        except SafetensorError as e:  # its I/O errors carry the OS's reason but are no OSError
-            raise OSError(str(e).split("I/O error: ")[-1]) from None
+        except SafetensorError as e:  # its I/O errors carry the OS's error number but are no OSError
+            code = re.search(r"\(os error (\d+)\)", str(e))
+            if code is None:
+                raise OSError(str(e)) from None
+            raise OSError(int(code[1]), os.strerror(int(code[1]))) from None
 
 
 def load(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
