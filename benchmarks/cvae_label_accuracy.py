@@ -36,10 +36,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run")
     p.add_argument("--data-dir", default=None)
+    p.add_argument("--dataset", default="mnist", help="the classifier's digits: mnist, or mnist-sample "
+                   "for a quick check")
     p.add_argument("--per-label", type=int, default=1000)
     p.add_argument("--mode", choices=("param", "mean", "sample"), default="param")
     args = p.parse_args()
-    data = load("mnist", args.data_dir)
+    data = load(args.dataset, args.data_dir)
     net = train_classifier(data)
     torch.set_grad_enabled(False)  # training is done; the rest only scores
     acc = (net(data.test.x.float() / 255.0).argmax(1) == data.test.y).float().mean().item()

@@ -22,11 +22,12 @@ from aevb.evaluate import mean_se, per_datapoint
 from aevb.runtime import process
 
 
-def train_and_score(name: str, precision: str, epochs: int | None, data_dir: str | None, seed: int,
-                    out: Path) -> tuple[dict, float, int]:
+def train_and_score(name: str, precision: str, epochs: int | None, data: dict, seed: int, out: Path,
+                    max_steps: int | None = None) -> tuple[dict, float, int]:
     """Train one run; returns (per-datapoint fp32 test values, training seconds, epochs)."""
-    train = {"precision": precision, "seed": seed, **({"epochs": epochs} if epochs else {})}
-    cfg = runs.build_config(name, [("benchmark", {"data": {"data_dir": data_dir}, "train": train})])
+    train = {"precision": precision, "seed": seed, "max_steps": max_steps,
+             **({"epochs": epochs} if epochs else {})}
+    cfg = runs.build_config(name, [("benchmark", {"data": data, "train": train})])
     trainer = runs.train(cfg, out / f"{name}-{precision}", quiet=True)
     return score(trainer.model, trainer.data, cfg), trainer.seconds, cfg.train.epochs
 
@@ -44,17 +45,21 @@ def main() -> None:
     p.add_argument("--epochs", nargs="*", default=[], metavar="MODEL=N",
                    help="shorter runs than the recipes, e.g. gmvae=10")
     p.add_argument("--data-dir", default=os.environ.get("AEVB_DATA_DIR"))
+    p.add_argument("--dataset", help="instead of the recipes' (e.g. mnist-sample, with --max-steps, "
+                   "for a quick check)")
+    p.add_argument("--max-steps", type=int, help="stop each run after this many steps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="keep the runs here (default: a temporary folder)")
     args = p.parse_args()
-    process.configure()  # as the `aevb` command does (the 2026-11-25 and -26 tables: no denormal flush)
+    process.configure()  # as the `aevb` command does
     epochs = {k: int(v) for k, v in (e.split("=") for e in args.epochs)}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
         for name in args.models:
-            scored = {prec: train_and_score(name, prec, epochs.get(name), args.data_dir, args.seed, out)
-                      for prec in ("fp32", "bf16")}
+            data = {"data_dir": args.data_dir, **({"dataset": args.dataset} if args.dataset else {})}
+            scored = {prec: train_and_score(name, prec, epochs.get(name), data, args.seed, out,
+                                            args.max_steps) for prec in ("fp32", "bf16")}
             (v32, s32, n), (v16, s16, _) = scored["fp32"], scored["bf16"]
             e32, e16 = mean_se(v32["elbo"]), mean_se(v16["elbo"])
             diff = mean_se(v16["elbo"] - v32["elbo"])  # paired: same test points, same noise seed

@@ -39,12 +39,17 @@ def main() -> None:
     p.add_argument("runs", nargs="+", metavar="run", help="the fp32 run directories (one per seed)")
     p.add_argument("pretrained", help="the shipped model of the same recipe, e.g. vae-mnist")
     p.add_argument("--data-dir", default=os.environ.get("AEVB_DATA_DIR"))
+    p.add_argument("--dataset", help="score every model on this dataset instead (read with its own "
+                   "preprocessing), e.g. mnist-sample")
+    p.add_argument("--subset", type=int, help="score only the first N test points, for a quick check")
     args = p.parse_args()
     process.configure()
     scored = {}  # label -> (per-point ELBO (N,), precision, seed, epochs, training seconds)
     named = [(f"fp32 {i}", r) for i, r in enumerate(args.runs)] + [("bf16", PREFIX + args.pretrained)]
     for label, where in named:
-        model, cfg, data, meta = runs.open_run(where, data_dir=args.data_dir)
+        model, cfg, data, meta = runs.open_run(where, data_dir=args.data_dir, dataset=args.dataset)
+        if args.subset:
+            data.test = data.test.head(args.subset)
         first = next(iter(scored.values()), None)
         if first is not None and len(data.test) != len(first[0]):
             sys.exit(f"precision_pretrained.py: {where} is scored on {len(data.test):,} test points and "

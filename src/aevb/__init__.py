@@ -11,15 +11,9 @@ checkpoints, pretrained models), `runtime` (devices, compiling, processes), `rep
 from __future__ import annotations
 
 from aevb.provenance import aevb_version
+from aevb.runs.load import load_pretrained
 
 __version__ = aevb_version()
-
-
-def load_pretrained(name: str, device: str = "cpu"):
-    """The shipped model `name` (see `aevb pretrained list`), ready for sampling and evaluation."""
-    from aevb.runs.load import load_pretrained as load  # torch and the models: only when asked
-
-    return load(name, device)
 
 
 __all__ = ["__version__", "load_pretrained"]

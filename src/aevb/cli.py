@@ -10,11 +10,14 @@ import os
 import sys
 import typing
 
+import torch
+
 from aevb import commands
 from aevb.config import DataConfig, TrainConfig, field_types, flag, meta
 from aevb.errors import AevbError, Interrupted
 from aevb.models import registry
-from aevb.runtime import distributed
+from aevb.provenance import aevb_version
+from aevb.runtime import distributed, process
 
 _DATA_DIR_HELP = "data root for the run's dataset (default: the run's, $AEVB_DATA_DIR or the cache)"
 _RUN_HELP = "a run directory, or pretrained:NAME for a shipped model"
@@ -77,11 +80,8 @@ class _Version(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, help="show the versions and exit")
 
     def __call__(self, parser, namespace, values, option_string=None):
-        import torch  # torch.__version__ carries the build suffix that its package metadata drops
-
-        from aevb import __version__
-
-        print(f"aevb {__version__} (torch {torch.__version__}, Python {sys.version.split()[0]})")
+        # torch.__version__ carries the build suffix (+cpu, +cu124) that its package metadata drops
+        print(f"aevb {aevb_version()} (torch {torch.__version__}, Python {sys.version.split()[0]})")
         parser.exit()
 
 
@@ -168,8 +168,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def console() -> int:
     """The `aevb` command: `main` in a process set up for fast training (`aevb.runtime.process`)."""
-    from aevb.runtime import process
-
     process.configure()  # before any parallel torch operation starts the thread pool
     code = main()
     if distributed.launched():

@@ -6,6 +6,8 @@ import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import torch
+
 
 def aevb_version() -> str:
     """The installed aevb's version ("0+unknown" in a source tree that is not installed)."""
@@ -32,6 +34,4 @@ def git_commit() -> str | None:
 
 def versions() -> dict:
     """{"aevb", "git", "torch"}: saved with every run and in every model card."""
-    import torch  # here, not above: `import aevb` and `aevb --version` stay free of torch's import
-
     return {"aevb": aevb_version(), "git": git_commit(), "torch": torch.__version__}

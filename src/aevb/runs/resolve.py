@@ -13,7 +13,16 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from aevb.config import SECTIONS, DataConfig, RunConfig, TrainConfig, field_types, flag, named, replace_checked
+from aevb.config import (
+    SECTIONS,
+    DataConfig,
+    RunConfig,
+    TrainConfig,
+    field_types,
+    flag,
+    named,
+    replace_checked,
+)
 from aevb.data.sources import absolute
 from aevb.errors import AevbError
 from aevb.models import registry

@@ -1,0 +1,108 @@
+"""The layout's promises, read from the source tree: small modules, no import cycle among aevb's
+modules (function-local imports included), imports inside functions only for slow or optional
+libraries, and no model named outside `aevb.models`."""
+
+import ast
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from aevb.models import registry
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+PACKAGE = SRC / "aevb"
+MAX_LINES = 300
+# Imported inside functions because they are slow to import or optional, never to dodge a cycle.
+LAZY_ALLOWED = ("matplotlib", "umap", "sklearn", "scipy", "torch._inductor")
+
+
+def modules() -> dict[str, Path]:
+    """Every module of the package by dotted name (a package by its __init__)."""
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(SRC).with_suffix("").parts
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+MODULES = modules()
+
+
+def imports(name: str, path: Path) -> list[tuple[str, bool]]:
+    """(imported module, inside a function) for every import statement of a module; `from P import
+    X` counts as importing P.X when that is a module, else P."""
+    tree = ast.parse(path.read_text())
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    local = {id(n) for f in ast.walk(tree) if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
+             for n in ast.walk(f)}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(a.name, id(node) in local) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = importlib.util.resolve_name("." * node.level + (node.module or ""), package)
+            for a in node.names:
+                full = f"{base}.{a.name}"
+                found.append((full if full in MODULES else base, id(node) in local))
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    return {name: {m for m, _ in imports(name, path) if m in MODULES and m != name}
+            for name, path in MODULES.items()}
+
+
+def test_no_module_is_longer_than_300_lines():
+    lines = {name: len(path.read_text().splitlines()) for name, path in MODULES.items()}
+    assert not {name: n for name, n in lines.items() if n > MAX_LINES}
+
+
+def test_aevbs_modules_import_each_other_without_a_cycle():
+    edges, state, stack = graph(), {}, []
+
+    def visit(node: str) -> None:
+        state[node] = "open"
+        stack.append(node)
+        for nxt in sorted(edges[node]):
+            if state.get(nxt) == "open":
+                cycle = stack[stack.index(nxt):] + [nxt]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = "done"
+
+    for name in sorted(edges):
+        if name not in state:
+            visit(name)
+
+
+def test_imports_inside_functions_are_only_of_slow_or_optional_libraries():
+    lazy = [(name, m) for name, path in MODULES.items() for m, inside in imports(name, path)
+            if inside and not m.startswith(LAZY_ALLOWED)]
+    assert not lazy, lazy
+
+
+def test_the_graph_sees_function_local_imports():
+    """The cycle check would be empty if imports inside functions went unseen."""
+    assert ("sklearn.manifold", True) in imports("aevb.reports.figures", MODULES["aevb.reports.figures"])
+
+
+def test_no_model_is_named_outside_the_models_package():
+    """Behaviour particular to one model is asked of the model, never `if cfg.model == "fa"`."""
+    names = set(registry.MODELS)
+    named = []
+    for name, path in MODULES.items():
+        if name.startswith("aevb.models"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in names:
+                named.append((name, node.value, node.lineno))
+    assert not named, named
+
+
+def test_a_new_model_is_one_file_and_one_registry_line():
+    """Every model class lives in its own module of aevb.models and is listed in the registry."""
+    files = {cls.__module__ for cls in registry.MODELS.values()}
+    assert len(files) == len(registry.MODELS) and all(f.startswith("aevb.models.") for f in files)
