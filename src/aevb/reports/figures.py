@@ -22,7 +22,7 @@ from aevb.reports import plots
 from aevb.runs.load import open_run
 from aevb.runs.pretrained import PREFIX
 
-TSNE_POINTS = 5000  # test points in the t-SNE map: enough to show the clusters, ~20 s on 2 cores
+TSNE_POINTS = 5000  # test points in the t-SNE map: enough to show the clusters; its time grows with it
 
 
 @torch.no_grad()
