@@ -9,7 +9,9 @@ by that version's own `benchmarks/throughput.py` (`AevbLoop`: `Trainer.train_ste
 recipe's precision and compile setting), from its own source tree: the baseline's is exported
 with `git archive` into a temporary folder. The processes take turns of the same number of steps,
 so that a noisy neighbour slows both alike; between turns the script pauses, so that one
-process's idle threads stop spinning before the other starts.
+process's idle threads stop spinning before the other starts. Besides the ratio of the total
+rates it prints the median of the rounds' ratios and their middle half, which a burst of load
+on the machine moves less.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -81,21 +84,24 @@ class Worker:
 
 
 def compare(trees: dict[str, Path], name: str, batch: int, precision: str, seconds: float,
-            rounds: int, pause: float) -> dict[str, float]:
-    """Images/s of each version, from `rounds` interleaved turns of about seconds/rounds each."""
+            rounds: int, pause: float) -> tuple[dict[str, float], list[float]]:
+    """Images/s of each version from `rounds` interleaved turns of about seconds/rounds each, and
+    each round's ratio of the second version's rate to the first's."""
     workers = {label: Worker(tree, name, batch, precision) for label, tree in trees.items()}
     try:
         per_step = max(w.run(3) / 3 for w in workers.values())
         steps = max(1, round(seconds / rounds / per_step))
-        spent = dict.fromkeys(workers, 0.0)
+        spent: dict[str, list[float]] = {label: [] for label in workers}
         for _ in range(rounds):
             for label, w in workers.items():
                 time.sleep(pause)
-                spent[label] += w.run(steps)
+                spent[label].append(w.run(steps))
     finally:
         for w in workers.values():
             w.close()
-    return {label: rounds * steps * batch / t for label, t in spent.items()}
+    first, second = spent.values()
+    return ({label: rounds * steps * batch / sum(t) for label, t in spent.items()},
+            [a / b for a, b in zip(first, second, strict=True)])
 
 
 def main() -> None:
@@ -103,7 +109,7 @@ def main() -> None:
     p.add_argument("--baseline", required=True, help="a git revision of this repository, e.g. f000718")
     p.add_argument("--models", nargs="+", default=["vae", "gmvae", "vrnn"], choices=["vae", "gmvae", "vrnn"])
     p.add_argument("--seconds", type=float, default=30.0, help="timing per version and model (default: 30)")
-    p.add_argument("--rounds", type=int, default=10, help="turns per version (default: 10)")
+    p.add_argument("--rounds", type=int, default=30, help="turns per version (default: 30)")
     p.add_argument("--pause", type=float, default=0.3, help="seconds between turns (default: 0.3)")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     args = p.parse_args()
@@ -118,15 +124,18 @@ def main() -> None:
                             capture_output=True, text=True, check=True).stdout.strip()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {precision}, compiled; "
           f"baseline {commit}, this checkout {ROOT}")
-    print("| model | batch | baseline img/s | this checkout img/s | ratio |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| model | batch | baseline img/s | this checkout img/s | ratio | median of the rounds' "
+          "ratios | their middle half |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     with tempfile.TemporaryDirectory() as tmp:
         trees = {"baseline": export(args.baseline, Path(tmp)), "this": ROOT}
         for name in args.models:
             batch = registry.get(name).recipe["train"]["batch_size"]
-            r = compare(trees, name, batch, precision, args.seconds, args.rounds, args.pause)
+            r, ratios = compare(trees, name, batch, precision, args.seconds, args.rounds, args.pause)
+            q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
             print(f"| {name} | {batch} | {r['baseline']:,.0f} | {r['this']:,.0f} | "
-                  f"{r['this'] / r['baseline']:.3f} |", flush=True)
+                  f"{r['this'] / r['baseline']:.3f} | {statistics.median(ratios):.3f} | "
+                  f"{q[0]:.3f} to {q[2]:.3f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+import torch
 
 from aevb.models import registry
 
@@ -106,3 +107,97 @@ def test_a_new_model_is_one_file_and_one_registry_line():
     """Every model class lives in its own module of aevb.models and is listed in the registry."""
     files = {cls.__module__ for cls in registry.MODELS.values()}
     assert len(files) == len(registry.MODELS) and all(f.startswith("aevb.models.") for f in files)
+
+
+def test_a_model_in_one_new_file_trains_evaluates_and_samples(tmp_path, monkeypatch, capsys):
+    """Registering a LatentModel is all it takes: nothing outside its own file names it."""
+    from dataclasses import dataclass
+
+    from torch import nn
+    from torch.distributions import Independent, Normal
+
+    from aevb.cli import main
+    from aevb.config import option
+    from aevb.models.base import LatentModel
+
+    @dataclass(frozen=True)
+    class ShiftConfig:
+        scale: float = option(0.5, "the likelihood's standard deviation", positive=True)
+
+    class Shift(LatentModel):
+        """x = z + noise: a one-parameter model written in a test."""
+
+        name, Config = "shift", ShiftConfig
+        recipe = {"data": {"dataset": "fa-synthetic"}, "train": {"epochs": 2, "lr": 0.05}}
+
+        def __init__(self, cfg, event_shape, n_classes=None):
+            super().__init__()
+            self.cfg, (d,) = cfg, event_shape
+            self.a = nn.Parameter(torch.zeros(d))
+
+        def prior(self, c=None):
+            return Independent(Normal(torch.zeros_like(self.a), torch.ones_like(self.a)), 1)
+
+        def likelihood(self, z, c=None):
+            return Independent(Normal(z, torch.full_like(z, self.cfg.scale)), 1)
+
+        def posterior(self, x, c=None):
+            return Independent(Normal(self.a * x, torch.ones_like(x)), 1)
+
+    monkeypatch.setitem(registry.MODELS, "shift", Shift)  # the one registry line
+    run = tmp_path / "run"
+    assert main(["train", "shift", "--scale", "0.7", "--quiet", "--out", str(run)]) == 0
+    assert main(["evaluate", str(run), "--json"]) == 0
+    assert '"model": "shift"' in capsys.readouterr().out
+    assert main(["sample", str(run), "--n", "4", "--out", str(tmp_path / "x.npy")]) == 0
+
+
+def test_a_config_is_built_once_frozen_and_each_check_runs_once(tmp_path, monkeypatch):
+    import dataclasses
+
+    from aevb.cli import main
+    from aevb.models.gmvae import GMVAE
+    from aevb.runs import build_config, resolve
+
+    calls = {"model": 0, "device": 0}
+    model_check, device_check = GMVAE.check_config.__func__, resolve._resolve_for_device
+
+    def count(key, fn):
+        def counted(*args, **kwargs):
+            calls[key] += 1
+            return fn(*args, **kwargs)
+        return counted
+
+    monkeypatch.setattr(GMVAE, "check_config", classmethod(count("model", model_check)))
+    monkeypatch.setattr(resolve, "_resolve_for_device", count("device", device_check))
+    argv = ["train", "gmvae", "--dataset", "mnist-sample", "--hidden", "8", "--max-steps", "2",
+            "--no-compile", "--quiet", "--out", str(tmp_path / "run")]
+    assert main(argv) == 0
+    assert calls == {"model": 1, "device": 1}
+    resume = [*argv[:6], "--max-steps", "3", "--resume", "--quiet", "--out", str(tmp_path / "run")]
+    assert main(resume) == 0
+    assert calls == {"model": 1, "device": 2}  # a resumed run starts nothing; its device may change
+    cfg = build_config("vae")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.train.epochs = 3
+
+
+def test_every_option_has_its_help_and_shows_its_allowed_values(capsys):
+    import dataclasses
+
+    from aevb.cli import main
+    from aevb.config import DataConfig, TrainConfig, flag, meta
+
+    for name, cls in registry.MODELS.items():
+        for config in (DataConfig, TrainConfig, cls.Config):
+            for f in dataclasses.fields(config):
+                assert meta(config, f.name).get("help"), (config.__name__, f.name)
+        with pytest.raises(SystemExit):
+            main(["train", name, "--help"])
+        shown = capsys.readouterr().out
+        for config in (DataConfig, TrainConfig, cls.Config):
+            for f in dataclasses.fields(config):
+                assert flag(f.name) in shown, f.name
+                choices = meta(config, f.name).get("choices")
+                assert not choices or "{" + ",".join(choices) + "}" in shown, f.name
+        assert "model option" not in shown

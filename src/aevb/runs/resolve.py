@@ -65,8 +65,8 @@ def read_toml(path: str | Path) -> dict:
 
 def sections(model: str, settings: dict) -> dict:
     """Settings named as `aevb train`'s flags are, in snake case (epochs=, dataset=, latent_dim=),
-    sorted into the sections of a recipe file: {"model_config": ..., "data": ..., "train": ...}."""
-    classes = {"model_config": registry.get(model).Config, "data": DataConfig, "train": TrainConfig}
+    sorted into the sections of a recipe file: {"data": ..., "train": ..., "model_config": ...}."""
+    classes = {"data": DataConfig, "train": TrainConfig, "model_config": registry.get(model).Config}
     given: dict[str, dict] = {section: {} for section in classes}
     for key, value in settings.items():
         section = next((s for s, c in classes.items() if key in field_types(c)), None)
