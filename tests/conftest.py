@@ -16,6 +16,8 @@ def _isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("AEVB_DATA_DIR", raising=False)
     torch.manual_seed(0)
+    yield
+    torch.set_flush_denormal(False)  # aevb.fit flushes denormals process-wide; hypothesis needs them
 
 
 @pytest.fixture

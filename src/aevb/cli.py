@@ -6,6 +6,7 @@ where errors become one line on stderr and an exit code: 2 for bad input, 130 wh
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 import typing
@@ -13,22 +14,45 @@ import typing
 import torch
 
 from aevb import commands
-from aevb.config import DataConfig, TrainConfig, field_types, flag, meta
+from aevb.config import DataConfig, TrainConfig, field_types, flag, flags, meta
 from aevb.errors import AevbError, Interrupted
 from aevb.models import registry
 from aevb.provenance import aevb_version
 from aevb.runtime import distributed, process
 
+EXAMPLE = """example:
+  aevb train vae --dataset mnist-sample --epochs 3 --out runs/first
+  aevb evaluate runs/first && aevb sample runs/first --out samples.png"""
 _DATA_DIR_HELP = "data root for the run's dataset (default: the run's, $AEVB_DATA_DIR or the cache)"
 _RUN_HELP = "a run directory, or pretrained:NAME for a shipped model"
 _DEVICE_HELP = meta(TrainConfig, "device")["help"] + " (default: auto)"
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but usage errors are one line on stderr and exit code 2."""
+    """argparse, but usage errors are one line on stderr and exit code 2, an unknown flag gets the
+    closest known one suggested, and no flag may be abbreviated (`--epoch` is not `--epochs`)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, allow_abbrev=False, **kwargs)
 
     def error(self, message: str):
+        if message.startswith("unrecognized arguments: "):
+            unknown = [a.split("=")[0] for a in message.split(": ", 1)[1].split() if a.startswith("-")]
+            known = sorted(self._all_flags())
+            close = next((m for a in unknown for m in difflib.get_close_matches(a, known, 1, 0.6)), None)
+            if close:
+                message += f"; did you mean {close}?"
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+    def _all_flags(self) -> set[str]:
+        """Every option string of this parser and of the commands under it."""
+        found = set()
+        for action in self._actions:
+            found.update(s for s in action.option_strings if s.startswith("--"))
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    found |= sub._all_flags()
+        return found
 
 
 def add_field(parser, cls, name: str, default) -> None:
@@ -50,18 +74,38 @@ def _train_parser(sub, name: str, cls) -> None:
     recipe = cls.recipe
     doc = (cls.__doc__ or "").strip().splitlines()[0]
     p = sub.add_parser(name, help=doc, description=f"Train {name}: {doc}")
-    p.add_argument("--config", metavar="FILE.toml", help="recipe file; flags override it")
+    p.add_argument("--config", metavar="NAME|FILE.toml|config.json",
+                   help="a recipe (aevb reproduce --list), a TOML file or a run's config.json; flags "
+                        "override it")
     p.add_argument("--out", metavar="RUN_DIR", help="run directory (default: runs/MODEL-TIME)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--overwrite", action="store_true", help="replace the run in --out with a new one")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
-    for section, config in (("data", DataConfig()), ("train", TrainConfig())):
-        for f in field_types(type(config)):
-            add_field(p, type(config), f, recipe.get(section, {}).get(f, getattr(config, f)))
+    p.add_argument("--quiet", action="store_true", help="no start line, progress bar, epoch lines or summary")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config as TOML and exit")
+    _shared_options(p, recipe)
     group = p.add_argument_group(f"{name} options")
     defaults = cls.Config()
-    for f in field_types(cls.Config):
+    for f in flags(cls.Config):
         add_field(group, cls.Config, f, getattr(defaults, f))
+
+
+def _shared_options(parser, recipe: dict | None) -> None:
+    """The data and training options every model has, with `recipe`'s values shown as defaults
+    (None: no defaults shown, since each model's recipe sets its own)."""
+    for section, config in (("data", DataConfig()), ("training", TrainConfig())):
+        group = parser.add_argument_group(f"{section} options")
+        values = (recipe or {}).get("train" if section == "training" else section, {})
+        for f in flags(type(config)):
+            add_field(group, type(config), f, None if recipe is None else values.get(f, getattr(config, f)))
+
+
+def _shared_help() -> str:
+    """`aevb train --help`'s list of the options that every model takes after its name."""
+    p = _Parser(prog="aevb train MODEL", add_help=False)
+    _shared_options(p, None)
+    groups = p.format_help().split("\n\n", 1)[1]  # drop the usage line
+    return ("every model also takes these options, after its name;\n`aevb train MODEL --help` shows "
+            "its own options and its recipe's defaults:\n\n" + groups)
 
 
 def _recipe_run_flags(parser, flags: tuple[str, ...]) -> None:
@@ -87,11 +131,14 @@ class _Version(argparse.Action):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="aevb", description="Latent-variable models trained with "
-                     "Auto-Encoding Variational Bayes.")
+                     "Auto-Encoding Variational Bayes.", epilog=EXAMPLE,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action=_Version)
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("train", help="train a model; `aevb train MODEL --help` for its options")
+    p = sub.add_parser("train", help="train a model; `aevb train MODEL --help` for its options",
+                       description="Train a model: aevb train MODEL [options]", epilog=_shared_help(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     msub = p.add_subparsers(dest="model", required=True, metavar="MODEL", parser_class=_Parser)
     for name, cls in registry.MODELS.items():
         _train_parser(msub, name, cls)
@@ -126,6 +173,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cluster", type=int, default=None,
                    help="draw from one mixture component of a model with clusters")
     p.add_argument("--seed", type=int, default=0, help="(default: 0)")
+
+    p = sub.add_parser("encode", help="write the latent codes of a dataset: posterior means, and for "
+                       "models with clusters q(y|x) and each point's cluster")
+    p.add_argument("run", metavar="RUN_DIR", help=_RUN_HELP)
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help=".npy (the means, N x Dz), .npz (z, and q_y and cluster where the model has "
+                        "clusters) or .csv (one row per datapoint)")
+    p.add_argument("--dataset", default=None, metavar="NAME|FILE.npz",
+                   help="encode other data of the same shape, read with the run's preprocessing "
+                        "(default: the run's own)")
+    p.add_argument("--split", choices=("test", "train"), default="test", help="(default: test)")
+    p.add_argument("--batch-size", type=int, default=1000, help="(default: 1000)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds the preprocessing noise and a sequential model's trajectory (default: 0)")
+    p.add_argument("--device", default="auto", help=_DEVICE_HELP)
+    p.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
 
     p = sub.add_parser("figures", help="write the model's figures")
     p.add_argument("run", metavar="RUN_DIR", help=_RUN_HELP)
@@ -179,8 +242,15 @@ def console() -> int:
     return code
 
 
+
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # bare `aevb`: what there is to do, and a first run
+        print(parser.format_help().rstrip())
+        return 0
     try:
         if distributed.launched() and args.command != "train":
             raise AevbError(f"only `aevb train` runs under torchrun; run `aevb {args.command}` as one "

@@ -3,25 +3,23 @@ turns errors into exit codes. Each function returns the command's exit code."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
+import math
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from aevb import atomic, reproduce, sweep
-from aevb.config import DataConfig, TrainConfig
+from aevb import atomic, encoding, reproduce, sweep
+from aevb.api import Run
+from aevb.config import DataConfig, TrainConfig, flags, to_toml
 from aevb.errors import AevbError, Interrupted
-from aevb.evaluate import evaluate
 from aevb.models import registry
-from aevb.reports import figures, plots
+from aevb.reports import console, plots
 from aevb.runs import export, pretrained
 from aevb.runs.launch import default_run_dir, resume, train
-from aevb.runs.load import load_model, open_run
-from aevb.runs.resolve import build_config, read_toml, sections
-from aevb.runtime import distributed
+from aevb.runs.resolve import build_config, read_source, sections
 
 # The training flags `reproduce` and `sweep` let a user change in a recipe (sweep sets the seed).
 REPRODUCE_FLAGS = ("epochs", "max_steps", "seed", "precision", "compile", "cuda_graphs")
@@ -30,14 +28,18 @@ SWEEP_FLAGS = ("epochs", "max_steps", "precision", "compile", "cuda_graphs")
 
 def train_flags(model: str) -> list[str]:
     """Every option of `aevb train MODEL`: the data's, training's and the model's config fields."""
-    return [f.name for cls in (DataConfig, TrainConfig, registry.get(model).Config)
-            for f in dataclasses.fields(cls)]
+    return [f for cls in (DataConfig, TrainConfig, registry.get(model).Config) for f in flags(cls)]
 
 
 def cmd_train(args) -> int:
     given = {k: getattr(args, k) for k in train_flags(args.model) if getattr(args, k) is not None}
-    sources = [(args.config, read_toml(args.config))] if args.config else []
+    sources = [read_source(args.config)] if args.config else []
     sources.append(("command line", sections(args.model, given)))
+    if args.print_config:  # the options a user sets, not the facts a run records (from_memory)
+        resolved = build_config(args.model, sources).to_dict()
+        resolved["data"] = {k: v for k, v in resolved["data"].items() if k in flags(DataConfig)}
+        print(to_toml(resolved), end="")
+        return 0
     out = Path(args.out) if args.out else default_run_dir(args.model)
     try:
         if args.resume:  # the command that started the run continues it; only some values may change
@@ -52,28 +54,18 @@ def cmd_train(args) -> int:
         if not e.stopped.endswith("saved"):
             raise
         raise Interrupted(e.stopped, f"aevb train {args.model} --resume --out {out}") from None
-    if not args.quiet and distributed.is_main():
-        print(f"run saved in {out}", file=sys.stderr)
     return 0
 
 
 def cmd_evaluate(args) -> int:
-    if args.iwae_samples < 0 or (args.elbo_samples is not None and args.elbo_samples < 1):
-        raise AevbError("--iwae-samples must be >= 0 and --elbo-samples >= 1")
-    if args.subset is not None and args.subset < 1:
-        raise AevbError("--subset must be at least 1")
-    model, cfg, data, meta = open_run(args.run, args.device, data_dir=args.data_dir, dataset=args.dataset)
-    elbo_samples = args.elbo_samples or 10 * cfg.train.eval_samples
-    result = {"model": cfg.model, "dataset": data.name}
-    result.update(evaluate(model, data, args.split, args.batch_size or cfg.train.eval_batch_size,
-                           args.iwae_samples, args.seed, progress=not args.json,
-                           elbo_samples=elbo_samples, subset=args.subset))
-    result["step"], result["epoch"] = meta["step"], meta["epoch"]
+    run = Run(args.run)
+    result = run.evaluate(args.split, args.iwae_samples, args.elbo_samples, args.batch_size, args.subset,
+                          args.seed, args.dataset, args.data_dir, args.device, progress=not args.json)
     if args.json:
         print(json.dumps(result))
     else:
-        for key, value in result.items():
-            print(f"{key:>20}  {value:.4f}" if isinstance(value, float) else f"{key:>20}  {value}")
+        info = run.meta["data_info"]
+        print(console.evaluate_table(result, math.prod(info["event_shape"]), run.config.data.preprocess))
     return 0
 
 
@@ -81,40 +73,30 @@ def cmd_sample(args) -> int:
     out = Path(args.out)
     if out.suffix not in (".png", ".npy", ".pdf"):
         raise AevbError(f"--out {out}: use a .png or .pdf file for a figure or .npy for the array")
-    if args.n < 1:
-        raise AevbError("--n must be at least 1")
-    model, cfg, meta = load_model(args.run)
-    c = None
-    if args.label is not None:
-        n_classes = meta["data_info"].get("n_classes") or 0
-        if not model.uses_labels:
-            raise AevbError(f"--label: model {cfg.model} is not conditioned on labels")
-        if not 0 <= args.label < n_classes:
-            raise AevbError(f"--label {args.label}: labels of this run are 0..{n_classes - 1}")
-        c = torch.full((args.n,), args.label, dtype=torch.long)
-    if args.cluster is not None:
-        if args.label is not None:
-            raise AevbError("--label and --cluster cannot be combined; give one")
-        if not model.has_clusters:
-            raise AevbError(f"--cluster: model {cfg.model} has no discrete clusters")
-        if not 0 <= args.cluster < model.n_clusters:
-            raise AevbError(f"--cluster {args.cluster}: clusters of this run are "
-                            f"0..{model.n_clusters - 1}")
-        c = torch.full((args.n,), args.cluster, dtype=torch.long)
-    torch.manual_seed(args.seed)
-    x = model.sample(args.n, c, args.mode).cpu()
+    run = Run(args.run)
+    x = run.sample(args.n, args.label, args.cluster, args.mode, args.seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npy":
         with atomic.atomic_path(out) as tmp, open(tmp, "wb") as f:
-            np.save(f, x.numpy())
+            np.save(f, x)
     else:
-        plots.samples(x, meta["data_info"], out)
+        plots.samples(torch.from_numpy(x), run.meta["data_info"], out)
+    print(out)
+    return 0
+
+
+def cmd_encode(args) -> int:
+    out = encoding.check_out(args.out)  # before the model and data are read
+    codes = Run(args.run).codes(dataset=args.dataset, split=args.split, batch_size=args.batch_size,
+                                seed=args.seed, data_dir=args.data_dir, device=args.device)
+    encoding.write(codes, out)
+    shapes = ", ".join(f"{k} {'x'.join(map(str, v.shape))}" for k, v in codes.items())
+    print(f"{out} ({shapes})")
     return 0
 
 
 def cmd_figures(args) -> int:
-    out = Path(args.out) if args.out else figures.default_out(args.run)
-    for path in figures.write(args.run, out, data_dir=args.data_dir, dataset=args.dataset):
+    for path in Run(args.run).figures(args.out, args.dataset, args.data_dir):
         print(path)
     return 0
 
@@ -186,5 +168,6 @@ def cmd_pretrained(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample, "figures": cmd_figures,
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample, "encode": cmd_encode,
+            "figures": cmd_figures,
             "reproduce": cmd_reproduce, "sweep": cmd_sweep, "pretrained": cmd_pretrained}

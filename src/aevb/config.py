@@ -25,14 +25,16 @@ from aevb.errors import AevbError
 
 
 def option(default: Any, help: str, choices: tuple[str, ...] = (), low: float | None = None,
-           positive: bool = False, fraction: bool = False, noun: str | None = None) -> Any:
+           positive: bool = False, fraction: bool = False, noun: str | None = None,
+           flag: bool = True) -> Any:
     """A config field with its help text and checks: one of `choices`; at least `low`; a
-    `positive` finite number; a `fraction` in [0, 1). `noun` names the option in "unknown NOUN".
+    `positive` finite number; a `fraction` in [0, 1). `noun` names the option in "unknown NOUN";
+    `flag=False` keeps it off the command line (a fact aevb records, not a user's choice).
 
         latent_dim: int = option(20, "dimensions of z", low=1)
     """
     checks = {"help": help, "choices": choices, "low": low, "positive": positive, "fraction": fraction,
-              "noun": noun}
+              "noun": noun, "flag": flag}
     return field(default=default, metadata=checks)
 
 
@@ -45,6 +47,8 @@ class DataConfig:
     preprocess: str = option("none", "how raw values become model input: as they are, pixels / 255, "
                              "dequantized (pixel + U(0,1)) / 256, or binarized", choices=PREPROCESS,
                              noun="preprocessing")
+    from_memory: bool = option(False, "the data were arrays given to aevb.fit, and `dataset` is the "
+                               "copy saved in the run directory as data.npz", flag=False)
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,8 @@ class TrainConfig:
     freeze_epochs: int = option(0, "epochs during which the --freeze modules do not learn", low=0)
     lr_decay_from: int | None = option(None, "from this epoch the learning rate falls along a half "
                                        "cosine to 0 at the last step (unset: constant)", low=0)
+    tensorboard: bool = option(False, "log each epoch's ELBOs, metrics, learning rate and a grid of "
+                               "samples for TensorBoard in RUN/tensorboard (needs aevb[tensorboard])")
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,11 @@ def field_types(cls) -> dict[str, Any]:
 def meta(cls, name: str) -> dict:
     """A field's help, choices and checks (see `option`); {} for a field declared without."""
     return dict(next(f.metadata for f in dataclasses.fields(cls) if f.name == name))
+
+
+def flags(cls) -> list[str]:
+    """The fields of a config dataclass that are command-line options (see `option`'s `flag`)."""
+    return [f.name for f in dataclasses.fields(cls) if f.metadata.get("flag", True)]
 
 
 def flag(key: str) -> str:
@@ -151,6 +162,33 @@ def _in_range(cls, name: str, value: Any) -> Any:
     if m.get("fraction") and not 0 <= value < 1:
         raise AevbError(f"{named(name)} must be in [0, 1), got {value}")
     return value
+
+
+def to_toml(config: dict) -> str:
+    """A config dict (`RunConfig.to_dict`) as a TOML recipe that `--config` reads back; an unset
+    value (None) is written as a comment, since TOML has no null.
+
+        >>> print(to_toml({"model": "fa", "train": {"epochs": 3, "max_steps": None}}))
+        model = "fa"
+        <BLANKLINE>
+        [train]
+        epochs = 3
+        # max_steps: unset
+        <BLANKLINE>
+    """
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return repr(v)
+
+    lines = [f"{k} = {value(v)}" for k, v in config.items() if not isinstance(v, dict)]
+    for section, values in config.items():
+        if isinstance(values, dict):
+            lines += ["", f"[{section}]"]
+            lines += [f"# {k}: unset" if v is None else f"{k} = {value(v)}" for k, v in values.items()]
+    return "\n".join(lines) + "\n"
 
 
 def replace_checked(obj, values: dict, where: str):

@@ -6,7 +6,16 @@ from pathlib import Path
 
 
 class AevbError(Exception):
-    """A problem with the user's input or environment: the message names it and says what to do."""
+    """A problem with the user's input or environment: the message names it and says what to do
+    (the command prints it as one line and exits with 2).
+
+        >>> import aevb
+        >>> try:
+        ...     aevb.open("no/such/run")
+        ... except aevb.AevbError as e:
+        ...     print(e)
+        no/such/run: no checkpoint here; give a run directory made by `aevb train`
+    """
 
 
 class WriteError(AevbError):

@@ -21,29 +21,9 @@ from aevb.runs import launch
 from aevb.runs.load import open_run
 from aevb.runs.pretrained import PREFIX
 from aevb.runs.pretrained import card as pretrained_card
-from aevb.runs.resolve import build_config, read_toml, sections
+from aevb.runs.resolve import build_config, recipe, recipe_names, recipe_path, sections
 
-RECIPES = Path(__file__).resolve().parent / "configs"
-
-
-def names() -> list[str]:
-    return sorted(p.stem for p in RECIPES.glob("*.toml"))
-
-
-def recipe_path(name: str) -> Path:
-    """configs/NAME.toml, or NAME itself when it is a path to a .toml file (a recipe of your own)."""
-    if name.endswith(".toml"):
-        return Path(name)
-    path = RECIPES / f"{name}.toml"
-    if not path.is_file():
-        raise AevbError(f"no recipe {name!r}; `aevb reproduce --list` shows: {', '.join(names())}")
-    return path
-
-
-def recipe(name: str) -> dict:
-    """The parsed recipe file configs/NAME.toml (or the .toml file NAME)."""
-    return read_toml(recipe_path(name))
-
+names = recipe_names  # the recipes under configs/, for `aevb reproduce --list`
 
 def config(name: str, data_dir: str | None = None, **settings) -> RunConfig:
     """Recipe `name` as a RunConfig, with settings named as the flags are (epochs=, max_steps=,

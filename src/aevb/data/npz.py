@@ -14,18 +14,18 @@ from aevb.data.containers import Data, Split
 from aevb.errors import AevbError
 
 
-def _npz_lengths(path: Path, split: str, lengths, shape) -> torch.Tensor | None:
+def _npz_lengths(where: str, split: str, lengths, shape) -> torch.Tensor | None:
     """Validated sequence lengths (N,) for x of shape (N, T, D): integers in 1..T."""
     if lengths is None:
         return None
     if len(shape) != 3:
-        raise AevbError(f"{path}: lengths_{split} is given but x_{split} has shape {shape}; "
+        raise AevbError(f"{where}: lengths_{split} is given but x_{split} has shape {shape}; "
                         "sequences must be (N, T, D)")
     if lengths.shape != (shape[0],) or lengths.dtype.kind not in "iu":
-        raise AevbError(f"{path}: lengths_{split} must be ({shape[0]},) integers, one per sequence "
+        raise AevbError(f"{where}: lengths_{split} must be ({shape[0]},) integers, one per sequence "
                         f"(got {lengths.dtype} {lengths.shape})")
     if lengths.min() < 1 or lengths.max() > shape[1]:
-        raise AevbError(f"{path}: lengths_{split} must lie in 1..{shape[1]} (the padded length T); "
+        raise AevbError(f"{where}: lengths_{split} must lie in 1..{shape[1]} (the padded length T); "
                         f"found {lengths.min()}..{lengths.max()}")
     return torch.from_numpy(lengths.astype(np.int64))
 
@@ -65,22 +65,32 @@ def load_npz(path: str | Path, known: tuple[str, ...] = ()) -> Data:
                         "numpy.savez") from None
     except Exception as e:  # zipfile and zlib raise several unrelated types for corrupt archives
         raise AevbError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
+    return from_arrays(arrays, str(path))
+
+
+def from_arrays(arrays: dict[str, np.ndarray], where: str) -> Data:
+    """Data from arrays named as in an .npz (x_train, x_test, y_*, lengths_*), each validated;
+    `where` names them in errors (the file, or `aevb.fit`).
+
+        >>> from_arrays({"x_train": np.zeros((4, 3)), "x_test": np.zeros((2, 3))}, "mine").event_shape
+        (3,)
+    """
     for key in ("x_train", "x_test"):
         if key not in arrays:
-            raise AevbError(f"{path}: missing array {key!r} (found: {', '.join(arrays) or 'none'}); "
-                            "an .npz needs x_train and x_test, optionally y_train and y_test")
+            raise AevbError(f"{where}: missing array {key!r} (found: {', '.join(arrays) or 'none'}); "
+                            "the data need x_train and x_test, optionally y_train and y_test")
     for name in ("y", "lengths"):
         if (f"{name}_train" in arrays) != (f"{name}_test" in arrays):
-            raise AevbError(f"{path}: give both {name}_train and {name}_test, or neither")
+            raise AevbError(f"{where}: give both {name}_train and {name}_test, or neither")
     # numpy keeps the byte order an array was saved in; torch takes only the machine's own
     arrays = {k: a.astype(a.dtype.newbyteorder("=")) for k, a in arrays.items()}
     splits = {}
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays.get(f"y_{split}")
         if x.dtype.kind not in "biuf":
-            raise AevbError(f"{path}: x_{split} has dtype {x.dtype}; it must be numeric")
+            raise AevbError(f"{where}: x_{split} has dtype {x.dtype}; it must be numeric")
         if x.ndim < 2 or x.size == 0:
-            raise AevbError(f"{path}: x_{split} has shape {x.shape}; it must be (N, D...) with N > 0 "
+            raise AevbError(f"{where}: x_{split} has shape {x.shape}; it must be (N, D...) with N > 0 "
                             "and D > 0")
         # bytes stay bytes for the pixel modes; the rest becomes float32, checked after the cast
         # so that a float64 beyond float32's range counts as the inf it has become
@@ -88,19 +98,19 @@ def load_npz(path: str | Path, known: tuple[str, ...] = ()) -> Data:
             xt = torch.from_numpy(x if x.dtype == np.uint8 else x.astype(np.float32))
         if xt.is_floating_point() and not torch.isfinite(xt).all():
             bad = int((~torch.isfinite(xt)).flatten(1).any(1).sum())
-            raise AevbError(f"{path}: x_{split} has NaN or infinite values in {bad} rows (as "
+            raise AevbError(f"{where}: x_{split} has NaN or infinite values in {bad} rows (as "
                             "float32); remove, impute or rescale them")
         if y is not None:
             if y.ndim != 1 or y.shape[0] != x.shape[0]:
-                raise AevbError(f"{path}: y_{split} has shape {y.shape}, expected ({x.shape[0]},) "
+                raise AevbError(f"{where}: y_{split} has shape {y.shape}, expected ({x.shape[0]},) "
                                 f"to match x_{split}")
             if y.dtype.kind not in "biu" or y.min() < 0 or y.max() >= MAX_CLASSES:
-                raise AevbError(f"{path}: y_{split} must hold integer class labels 0..K-1 with K at "
+                raise AevbError(f"{where}: y_{split} must hold integer class labels 0..K-1 with K at "
                                 f"most {MAX_CLASSES}")
-        lengths = _npz_lengths(path, split, arrays.get(f"lengths_{split}"), x.shape)
+        lengths = _npz_lengths(where, split, arrays.get(f"lengths_{split}"), x.shape)
         splits[split] = Split(xt, None if y is None else torch.from_numpy(y.astype(np.int64)), lengths)
     if splits["train"].x.shape[1:] != splits["test"].x.shape[1:]:
-        raise AevbError(f"{path}: x_train rows have shape {tuple(splits['train'].x.shape[1:])} but "
+        raise AevbError(f"{where}: x_train rows have shape {tuple(splits['train'].x.shape[1:])} but "
                         f"x_test rows have {tuple(splits['test'].x.shape[1:])}")
     classes = None
     if splits["train"].y is not None:
@@ -108,4 +118,4 @@ def load_npz(path: str | Path, known: tuple[str, ...] = ()) -> Data:
         classes = tuple(str(i) for i in range(k))
     shape = tuple(splits["train"].x.shape[1:])
     image_shape = shape if len(shape) == 2 else None
-    return Data(str(path), splits["train"], splits["test"], image_shape=image_shape, classes=classes)
+    return Data(where, splits["train"], splits["test"], image_shape=image_shape, classes=classes)

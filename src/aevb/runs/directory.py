@@ -4,6 +4,7 @@ atomic and fail with one line naming the file.
     RUN/config.json              the resolved config (`aevb.config.RunConfig.to_dict`)
     RUN/metrics.jsonl            one JSON line per epoch (and one for a run stopped mid-epoch)
     RUN/checkpoint.safetensors   the training state (`aevb.training.state`, `aevb.runs.checkpoints`)
+    RUN/data.npz                 the arrays a run was given in memory (`aevb.fit`), when it was
     RUN/.lock                    held by the process training the run, which it names
 
 A new run appears whole or not at all: its files are written into a hidden folder beside it that
@@ -16,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -25,6 +27,7 @@ from aevb.errors import AevbError, WriteError
 from aevb.runs import checkpoints
 
 CONFIG, METRICS, CHECKPOINT, LOCK = "config.json", "metrics.jsonl", "checkpoint.safetensors", ".lock"
+DATA = "data.npz"
 
 
 class RunDirectory:
@@ -65,9 +68,11 @@ class RunDirectory:
             raise AevbError(f"{self.path} exists and holds other files; choose a new or empty --out")
         return False
 
-    def create(self, config: dict, tensors: dict[str, torch.Tensor], meta: dict, replace: bool) -> None:
-        """Write config.json, an empty metrics.jsonl and a first checkpoint into a new run directory,
-        all or nothing, and hold its lock. `replace`: the run already there goes, unless it is locked."""
+    def create(self, config: dict, tensors: dict[str, torch.Tensor], meta: dict, replace: bool,
+               files: dict[str, Callable[[Path], None]] | None = None) -> None:
+        """Write config.json, an empty metrics.jsonl, a first checkpoint and `files` (name: a writer
+        given the path) into a new run directory, all or nothing, and hold its lock. `replace`: the
+        run already there goes, unless it is locked."""
         old = RunDirectory(self.path)
         if replace:
             old.lock()  # refuses a run that another process trains
@@ -77,6 +82,8 @@ class RunDirectory:
                 atomic.write_text(tmp / CONFIG, json.dumps(config, indent=2) + "\n")
                 (tmp / METRICS).write_text("")
                 checkpoints.save(tmp / CHECKPOINT, tensors, meta)
+                for name, write in (files or {}).items():
+                    write(tmp / name)
         except (OSError, WriteError) as e:
             self.release()
             old.release()

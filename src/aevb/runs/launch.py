@@ -3,18 +3,22 @@ config, the run directory created (or locked and read back), and training to the
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from aevb import provenance
 from aevb.config import RunConfig, config_from_dict
+from aevb.data.npz import from_arrays
 from aevb.errors import AevbError
 from aevb.models import registry
-from aevb.runs.directory import RunDirectory
-from aevb.runs.load import build_model, data_info, load_checkpoint, prepare_data
+from aevb.reports import console, tensorboard
+from aevb.runs.directory import DATA, RunDirectory
+from aevb.runs.load import build_model, data_info, load_checkpoint, own_copy, prepare_data
 from aevb.runs.resolve import build_config, checked, sections
 from aevb.runtime import distributed
 from aevb.runtime.devices import native_bf16, resolve_device
@@ -26,23 +30,33 @@ def default_run_dir(model: str) -> Path:
     return Path("runs") / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def train(cfg: RunConfig, out: str | Path, quiet: bool = False, overwrite: bool = False) -> Trainer:
+def train(cfg: RunConfig, out: str | Path, quiet: bool = False, overwrite: bool = False,
+          arrays: dict[str, np.ndarray] | None = None) -> Trainer:
     """Start a new run of `cfg` (from `aevb.runs.config`) in `out` and train it to the end.
 
     The run directory appears whole or not at all, from its first moment holding a checkpoint that
-    `resume` continues; a bad flag or a bad file leaves nothing behind.
+    `resume` continues; a bad flag or a bad file leaves nothing behind. `arrays` (named as in an
+    .npz) are the data instead of `cfg.data.dataset`, and are saved in the run as data.npz.
 
         trainer = train(config("fa", epochs=3), "runs/fa")
     """
-    cfg = checked(cfg)
     run = RunDirectory(out)
+    given, files = None, {}
+    if arrays is not None:  # validated before anything is written; cfg names the copy (aevb.fit)
+        given = from_arrays(arrays, "aevb.fit")
+        files[DATA] = lambda path: _save_arrays(path, arrays)
+    cfg = checked(cfg)
+    if cfg.train.tensorboard:
+        tensorboard.check_installed()
     replace = run.check_new(overwrite)
     device = distributed.setup(resolve_device(cfg.train.device))
     main = distributed.is_main()
     if cfg.train.precision == "bf16" and not native_bf16(device) and main:
         print(f"aevb: warning: this {device.type} has no bf16 hardware, so bf16 is emulated and "
               "much slower than fp32 here; use --precision auto or fp32", file=sys.stderr)
-    data = prepare_data(cfg, device)
+    data = prepare_data(cfg, device, given)
+    if given is not None:
+        data.name = cfg.data.dataset  # the run's copy, as a later `aevb evaluate` reads it
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg, data_info(data)).to(device)
     frozen = model.parameters_of(cfg.train.freeze)  # a bad --freeze fails before the start's minutes
@@ -54,16 +68,18 @@ def train(cfg: RunConfig, out: str | Path, quiet: bool = False, overwrite: bool 
     failed = None
     if main:
         try:
-            run.create(cfg.to_dict(), *state, replace=replace)
+            run.create(cfg.to_dict(), *state, replace=replace, files=files)
         except AevbError as e:
             failed = str(e)
     if distributed.any_rank(torch.tensor([failed is not None]))[0]:  # the other ranks stop too
         raise AevbError(failed or f"rank 0 could not write the run directory {out}")
-    try:
-        trainer.fit()
-    finally:
-        run.release()
+    _run(trainer, cfg, out, quiet, None)
     return trainer
+
+
+def _save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def resume(out: str | Path, settings: dict | None = None, quiet: bool = False, model: str | None = None,
@@ -84,9 +100,11 @@ def resume(out: str | Path, settings: dict | None = None, quiet: bool = False, m
     name = meta["config"]["model"]
     if model is not None and name != model:
         raise AevbError(f"{out} holds a {name} run, not {model}; resume it with `aevb train {name} --resume`")
-    saved = config_from_dict(meta["config"], registry.get(name))
+    saved = own_copy(config_from_dict(meta["config"], registry.get(name)), out)
     given = list(sources) + ([("keyword arguments", sections(name, settings))] if settings else [])
     cfg = build_config(name, given, saved=saved)
+    if cfg.train.tensorboard:
+        tensorboard.check_installed()
     device = distributed.setup(resolve_device(cfg.train.device))
     if distributed.is_main():
         run.lock()  # before anything changes: a second process on the run stops here
@@ -104,7 +122,30 @@ def resume(out: str | Path, settings: dict | None = None, quiet: bool = False, m
                     **({"start": meta["start"]} if "start" in meta else {})}
         trainer = Trainer(trained, data, cfg.train, run, run_meta, quiet)
         trainer.restore(tensors, meta)
+    except BaseException:
+        run.release()
+        raise
+    _run(trainer, cfg, out, quiet, meta["step"])
+    return trainer
+
+
+def _run(trainer: Trainer, cfg: RunConfig, out: str | Path, quiet: bool, resumed_from: int | None) -> None:
+    """Train to the end between a start line and a summary (`--quiet`: neither), logging for
+    TensorBoard if asked; the run's lock is released however it ends."""
+    talk = not quiet and distributed.is_main()
+    try:
+        if talk:
+            print(console.start_line(cfg, trainer.data, trainer.device, trainer.steps.compile_from, out,
+                                     resumed_from), file=sys.stderr)
+        if cfg.train.tensorboard and trainer.writes:
+            trainer.observers.append(tensorboard.TensorBoardLog(
+                out, trainer.model, trainer.meta["data_info"], cfg.train.seed, resumed_from))
         trainer.fit()
     finally:
-        run.release()
-    return trainer
+        for observer in trainer.observers:
+            observer.close()
+        trainer.run.release()
+    if talk and trainer.last_record is not None:
+        dims = math.prod(trainer.data.event_shape)
+        for line in console.end_lines(cfg.model, trainer.last_record, dims, cfg.data.preprocess, out):
+            print(line, file=sys.stderr)

@@ -11,12 +11,12 @@ import torch
 from aevb.config import RunConfig, config_from_dict
 from aevb.data.containers import Data
 from aevb.data.sources import absolute, is_file, load
-from aevb.data.support import check_fits
+from aevb.data.support import check_fits, check_pixels
 from aevb.errors import AevbError
 from aevb.models import registry
 from aevb.models.base import LatentModel
 from aevb.runs import checkpoints, pretrained
-from aevb.runs.directory import RunDirectory
+from aevb.runs.directory import DATA, RunDirectory
 from aevb.runtime.devices import resolve_device
 from aevb.training.state import prefixed
 
@@ -67,16 +67,27 @@ def load_model(run: str | Path, device: str | torch.device = "cpu") -> tuple[Lat
 
 
 def load_pretrained(name: str, device: str | torch.device = "cpu") -> LatentModel:
-    """The shipped model `name` in eval mode, its weights checked against the card's SHA-256."""
+    """The shipped model `name` (`aevb pretrained list`) in eval mode, its weights checked against
+    the card's SHA-256.
+
+        >>> load_pretrained("vae-mnist").sample(2).shape
+        torch.Size([2, 784])
+    """
     model, _, _ = load_model(pretrained.PREFIX + name, device)
     return model
 
 
-def prepare_data(cfg: RunConfig, device: torch.device | str = "cpu") -> Data:
-    """Load the run's dataset, shaped as its model reads it (`LatentModel.shape_data`), and check
-    that the model's likelihood can score its values and that it has the labels the model needs."""
+def prepare_data(cfg: RunConfig, device: torch.device | str = "cpu", given: Data | None = None) -> Data:
+    """Load the run's dataset (or take the `given` one, already validated), shaped as its model
+    reads it (`LatentModel.shape_data`), and check that the model's likelihood can score its values
+    and that it has the labels the model needs."""
     cls = registry.get(cfg.model)
-    data = load(cfg.data.dataset, cfg.data.data_dir, cfg.data.preprocess)
+    if given is None:
+        data = load(cfg.data.dataset, cfg.data.data_dir, cfg.data.preprocess)
+    else:
+        data = given
+        data.preprocess = cfg.data.preprocess
+        check_pixels(data, cfg.data.preprocess)
     for split in (data.train, data.test):
         split.x = cls.shape_data(split.x, split.lengths, data.image_shape, data.name)
     check_fits(data, cls.data_support(cfg.model_config), cfg.model)
@@ -84,6 +95,14 @@ def prepare_data(cfg: RunConfig, device: torch.device | str = "cpu") -> Data:
         raise AevbError(f"model {cfg.model} is conditioned on labels but {data.name} has none; "
                         "add y_train and y_test to the .npz")
     return data.to(device)
+
+
+def own_copy(cfg: RunConfig, run: str | Path) -> RunConfig:
+    """A run trained on arrays in memory reads its data.npz from where the run directory is now."""
+    if not cfg.data.from_memory or pretrained.is_name(run) or not Path(run).is_dir():
+        return cfg
+    copy = str(Path(run).absolute() / DATA)
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dataset=copy))
 
 
 def data_info(data: Data) -> dict:
@@ -107,6 +126,7 @@ def open_run(run: str | Path, device: str = "cpu", with_data: bool = True, data_
     model, cfg, meta = load_model(run, dev)
     if data_dir is not None:
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, data_dir=data_dir))
+    cfg = own_copy(cfg, run)
     if dataset is not None:
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dataset=absolute(dataset)))
     elif with_data and is_file(cfg.data.dataset) and not Path(cfg.data.dataset).is_file():
@@ -121,11 +141,11 @@ def open_run(run: str | Path, device: str = "cpu", with_data: bool = True, data_
         raise AevbError(f"{e} (but here {run} reads --dataset data with its own --preprocess "
                         f"{cfg.data.preprocess}, so give data of that kind)") from None
     if data is not None and dataset is not None:
-        _check_fits(data, model, meta["data_info"], run)
+        check_same_shape(data, model, meta["data_info"], run)
     return model, cfg, data, meta
 
 
-def _check_fits(data: Data, model: LatentModel, info: dict, run: str | Path) -> None:
+def check_same_shape(data: Data, model: LatentModel, info: dict, run: str | Path) -> None:
     """Data other than a run's own must have its datapoints' shape (a sequential model reads any
     number of steps) and, for a label-conditioned model, no label the model has not seen."""
     shape, trained = data.event_shape, tuple(info["event_shape"])

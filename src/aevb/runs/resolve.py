@@ -10,6 +10,7 @@ device; options whose default depends on them are filled in; the result is froze
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -34,13 +35,16 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+RECIPES = Path(__file__).resolve().parent.parent / "configs"  # the published recipes, as package data
+
 # A recipe file's top-level keys. `description`, `pretrained` (the shipped model it made) and
 # `[reference]` (the published number it reproduces) are read by `aevb reproduce`, not by training.
 RECIPE_KEYS = {"model", "model_config", "data", "train", "description", "pretrained", "reference"}
 
-# What may change when a run is resumed: how long it runs, where, and how it steps (so that a run
-# stopped by a NaN can go on with a lower learning rate or clipping); and where its data lives.
-RESUMABLE = ("epochs", "max_steps", "device", "compile", "cuda_graphs", "lr", "clip_grad", "on_nan")
+# What may change when a run is resumed: how long it runs, where, how it steps (so that a run
+# stopped by a NaN can go on with a lower learning rate or clipping), what it logs; where its data lives.
+RESUMABLE = ("epochs", "max_steps", "device", "compile", "cuda_graphs", "lr", "clip_grad", "on_nan",
+             "tensorboard")
 RESUMABLE_DATA = ("data_dir",)
 
 
@@ -61,6 +65,51 @@ def read_toml(path: str | Path) -> dict:
             "[model_config], [data], [train] and [reference]"
         )
     return raw
+
+
+def recipe_names() -> list[str]:
+    """The recipes shipped under configs/ (`aevb reproduce --list`)."""
+    return sorted(p.stem for p in RECIPES.glob("*.toml"))
+
+
+def recipe_path(name: str) -> Path:
+    """configs/NAME.toml, or NAME itself when it is a path to a .toml file (a recipe of your own)."""
+    if name.endswith(".toml"):
+        return Path(name)
+    path = RECIPES / f"{name}.toml"
+    if not path.is_file():
+        raise AevbError(f"no recipe {name!r}; `aevb reproduce --list` shows: {', '.join(recipe_names())}")
+    return path
+
+
+def recipe(name: str) -> dict:
+    """The parsed recipe file configs/NAME.toml (or the .toml file NAME)."""
+    return read_toml(recipe_path(name))
+
+
+def read_source(value: str | Path) -> tuple[str, dict]:
+    """What `--config` names, as a (where, values) source: a recipe name (`aevb reproduce --list`),
+    a TOML file, or a run's config.json (its data copy from `aevb.fit` is then read as a file).
+
+        >>> read_source("vae-tutorial")[1]["model"]
+        'vae'
+    """
+    text = str(value)
+    if text.endswith(".json"):
+        path = Path(text)
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise AevbError(f"config file {path} does not exist") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise AevbError(f"config file {path} is not valid JSON ({e}); give a run's config.json") from None
+        if not isinstance(raw, dict) or "model" not in raw:
+            raise AevbError(f"{path} is not a run's config.json (it names no model)")
+        raw = {k: v for k, v in raw.items() if k in ("model", *SECTIONS)}
+        raw["data"] = {k: v for k, v in raw.get("data", {}).items() if k != "from_memory"}
+        return text, raw
+    path = recipe_path(text) if not Path(text).is_file() else Path(text)
+    return str(path), read_toml(path)
 
 
 def sections(model: str, settings: dict) -> dict:

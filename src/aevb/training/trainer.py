@@ -35,7 +35,9 @@ class Trainer:
 
     `run` is where it writes (an `aevb.runs.directory.RunDirectory`, None: nowhere), `meta` what
     its checkpoints record besides the training state, `frozen` the parameters held fixed for
-    `cfg.freeze_epochs` (default: those of the modules named by `cfg.freeze`).
+    `cfg.freeze_epochs` (default: those of the modules named by `cfg.freeze`). `observers` get
+    each epoch's record after it is written, with the learning rate of its last step
+    (`epoch(record, lr)`, e.g. a TensorBoard log).
     """
 
     def __init__(self, model: LatentModel, data: Data, cfg: TrainConfig, run=None, meta: dict | None = None,
@@ -65,6 +67,8 @@ class Trainer:
         self.metrics: list[dict] = []  # one record per completed epoch
         self.rollbacks: list[dict] = []  # faults that on_nan = "rollback" recovered from
         self.last_good: tuple[dict, dict] | None = None  # a copy of the last checkpoint, for rollback
+        self.observers: list = []  # told of each logged epoch record, on the rank that writes
+        self.last_record: dict | None = None  # the latest epoch record logged (a partial one too)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -236,6 +240,7 @@ class Trainer:
         return record
 
     def _log(self, record: dict) -> None:
+        self.last_record = record
         if not self.quiet:
             extra = "".join(f"  {k[5:].replace('_', ' ')} {v:.3f}" for k, v in record.items()
                             if k.startswith("test_") and k != "test_elbo")
@@ -244,6 +249,8 @@ class Trainer:
                        f"{extra}  ({record['seconds']:.1f}s)")
         if self.writes:
             self.run.append_metrics(record)
+            for observer in self.observers:
+                observer.epoch(record, self.learning_rate(max(self.step - 1, 0)))
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict]:
         """Everything a resumed run needs, as tensors plus JSON (`aevb.training.state`)."""
