@@ -44,6 +44,9 @@ def test_train_help_shows_the_options_every_model_shares(capsys):
     (["train", "fa", "--epoch", "3"], "did you mean --epochs?"),
     (["train", "vae", "--latnt-dim", "3"], "did you mean --latent-dim?"),
     (["evaluate", "runs/x", "--iwae-sample", "5"], "did you mean --iwae-samples?"),
+    (["evalute", "runs/x"], "did you mean evaluate?"),
+    (["train", "vea"], "did you mean vae?"),
+    (["train"], "required: MODEL (one of fa, vae, cvae, gmvae, vrnn)"),
 ])
 def test_flags_are_never_abbreviated_and_a_typo_gets_the_closest(capsys, argv, suggestion):
     assert suggestion in usage_error(capsys, *argv)

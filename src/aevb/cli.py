@@ -42,6 +42,14 @@ class _Parser(argparse.ArgumentParser):
             close = next((m for a in unknown for m in difflib.get_close_matches(a, known, 1, 0.6)), None)
             if close:
                 message += f"; did you mean {close}?"
+        for action in self._actions:  # a missing or mistyped command or model: name the choices
+            if isinstance(action, argparse._SubParsersAction) and action.metavar in message:
+                wrong = message.split("invalid choice: '", 1)[-1].split("'")[0]
+                close = difflib.get_close_matches(wrong, list(action.choices), 1, 0.6)
+                if close and "invalid choice" in message:
+                    message += f"; did you mean {close[0]}?"
+                elif "required" in message:
+                    message += f" (one of {', '.join(action.choices)})"
         self.exit(2, f"{self.prog}: error: {message}\n")
 
     def _all_flags(self) -> set[str]:
