@@ -1,4 +1,4 @@
-"""The README's results table, printed from the gallery's results.json files and the model cards.
+"""The docs' results table, printed from the gallery's results.json files and the model cards.
 
     python benchmarks/results_table.py    # reads docs/gallery/*/results.json, benchmarks/results/*-sweep/
 
@@ -82,13 +82,11 @@ def seeds_row(folder: Path) -> str:
             f"`aevb sweep {first['recipe']} --seeds {seeds}` |")
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--gallery", type=Path, default=ROOT / "docs" / "gallery")
-    args = p.parse_args()
-    print("| model | recipe | published number | ours | metric, exactly | train time | reproduce |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    found = [json.loads(p.read_text()) for p in sorted(args.gallery.glob("*/results.json"))]
+def table(gallery: Path = ROOT / "docs" / "gallery") -> str:
+    """The results table as Markdown, from `gallery`'s results.json files and the kept sweeps."""
+    rows = ["| model | recipe | published number | ours | metric, exactly | train time | reproduce |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    found = [json.loads(p.read_text()) for p in sorted(gallery.glob("*/results.json"))]
     for r in sorted(found, key=lambda r: list(DEFINITIONS).index(r["model"])):
         ref = r["reference"] or {}
         source = r["source"]
@@ -100,12 +98,19 @@ def main() -> None:
             who = f"trained by the command, {r['epochs']} epochs"
         t = pretrained.training_seconds(r)
         took = f"{t:.0f} s" if t < 120 else f"{t / 60:.1f} min"
-        print(f"| {r['model'].upper()} | `{r['recipe']}` | {ref.get('value', '')} "
-              f"({ref.get('metric', '')}) | {ours(r)} [{who}] | "
-              f"{RECIPE_DEFINITIONS.get(r['recipe'], DEFINITIONS[r['model']])} | "
-              f"{took} | `aevb reproduce {r['recipe']}` |")
+        rows.append(f"| {r['model'].upper()} | `{r['recipe']}` | {ref.get('value', '')} "
+                    f"({ref.get('metric', '')}) | {ours(r)} [{who}] | "
+                    f"{RECIPE_DEFINITIONS.get(r['recipe'], DEFINITIONS[r['model']])} | "
+                    f"{took} | `aevb reproduce {r['recipe']}` |")
     for folder in sorted((ROOT / "benchmarks" / "results").glob("*-sweep")):
-        print(seeds_row(folder))
+        rows.append(seeds_row(folder))
+    return "\n".join(rows)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--gallery", type=Path, default=ROOT / "docs" / "gallery")
+    print(table(p.parse_args().gallery))
 
 
 if __name__ == "__main__":

@@ -145,6 +145,7 @@ def test_the_api_examples_run(tmp_path, monkeypatch):
     import aevb.runs.resolve
 
     monkeypatch.chdir(tmp_path)
-    for module in (aevb.api, aevb.config, aevb.errors, aevb.reports.console, aevb.runs.load, aevb.runs.resolve):
+    modules = (aevb.api, aevb.config, aevb.errors, aevb.reports.console, aevb.runs.load, aevb.runs.resolve)
+    for module in modules:
         failed, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS, extraglobs={"np": np})
         assert tried and not failed, module.__name__

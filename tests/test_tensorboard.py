@@ -33,7 +33,8 @@ def test_scalars_and_samples_match_the_metrics_across_a_resume(tmp_path):
     assert {"elbo/train", "elbo/test", "lr"} <= set(tags["scalars"]) and tags["images"] == ["samples"]
     train = acc.Scalars("elbo/train")
     assert [e.step for e in train] == [m["step"] for m in metrics] == sorted({e.step for e in train})
-    assert [round(e.value, 3) for e in acc.Scalars("elbo/test")] == [round(m["test_elbo"], 3) for m in metrics]
+    test = [round(e.value, 3) for e in acc.Scalars("elbo/test")]
+    assert test == [round(m["test_elbo"], 3) for m in metrics]
     assert [e.value for e in acc.Scalars("lr")] == pytest.approx([3e-4] * len(metrics))
     assert len(acc.Images("samples")) == len(metrics)
 

@@ -164,7 +164,7 @@ class Run:
 
     def sample(self, n: int = 64, label: int | None = None, cluster: int | None = None,
                mode: str = "sample", seed: int = 0) -> np.ndarray:
-        """n draws from p(x) (or p(x | label), or one mixture component), (n, *event_shape): a draw
+        """n draws from p(x) (or p(x | label), or one mixture component), shaped (n, D...): a draw
         from p(x|z) (mode "sample"), its mean ("mean"), or the decoder's parameter ("param").
 
             >>> open("pretrained:cvae-mnist").sample(3, label=7, mode="param").shape

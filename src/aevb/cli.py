@@ -52,6 +52,11 @@ class _Parser(argparse.ArgumentParser):
                     message += f" (one of {', '.join(action.choices)})"
         self.exit(2, f"{self.prog}: error: {message}\n")
 
+    def format_help(self) -> str:
+        """argparse's help, then `appendix` where a parser has one (`aevb train`'s shared options;
+        kept out of the epilog, which the docs render as reStructuredText)."""
+        return super().format_help() + getattr(self, "appendix", "")
+
     def _all_flags(self) -> set[str]:
         """Every option string of this parser and of the commands under it."""
         found = set()
@@ -145,8 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("train", help="train a model; `aevb train MODEL --help` for its options",
-                       description="Train a model: aevb train MODEL [options]", epilog=_shared_help(),
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description="Train a model: aevb train MODEL [options]")
+    p.appendix = "\n" + _shared_help()
     msub = p.add_subparsers(dest="model", required=True, metavar="MODEL", parser_class=_Parser)
     for name, cls in registry.MODELS.items():
         _train_parser(msub, name, cls)
