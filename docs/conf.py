@@ -53,6 +53,7 @@ nitpicky = False
 html_theme = "furo"
 html_title = f"aevb {release}"
 html_static_path = ["_static"]
+html_css_files = ["custom.css"]
 mathjax_path = "mathjax/tex-chtml-full.js"  # served with the site, so the maths renders offline too
 suppress_warnings = ["mystnb.unknown_mime_type"]
 
