@@ -140,6 +140,19 @@ def test_cvae_prior_depends_on_the_label():
     assert model.p_z.mean.weight.grad[:, :B].abs().sum(0).gt(0).all()  # each seen label learns
 
 
+def test_cvae_standard_prior_is_the_same_for_every_label_and_learns_nothing():
+    cls = registry.get("cvae")
+    model = cls(dataclasses.replace(cls.Config(), hidden=32, prior="standard"), (D,), C)
+    p = model.prior(torch.tensor([0, 3, 9]))
+    assert p.batch_shape == (3,) and p.event_shape == (model.cfg.latent_dim,)
+    assert torch.equal(p.mean, torch.zeros_like(p.mean)) and torch.equal(p.stddev, torch.ones_like(p.stddev))
+    assert not any(name.startswith("p_z") for name, _ in model.named_parameters())
+    x, y = torch.rand(B, D), torch.arange(B) % C
+    terms = model.terms(x, y, 2)
+    assert terms.kl is not None and torch.isfinite(elbo(terms)).all()  # the KL stays analytic
+    assert model.sample(4, torch.tensor([1, 2, 3, 4])).shape == (4, D)
+
+
 def cfg_for(name, dataset, preprocess=None, **model_config):
     data = {"dataset": str(dataset), **({"preprocess": preprocess} if preprocess else {})}
     return build_config(name, [("t", {"data": data, "model_config": model_config})])

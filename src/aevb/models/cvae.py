@@ -2,42 +2,58 @@
 
 For a label y (one-hot, C classes):
 
-    p(z | y)    = N(A y, diag(softplus(B y))^2)        a learned, label-dependent prior
+    p(z | y)    = N(A y, diag(softplus(B y))^2)        the tutorial's learned, label-dependent prior
+                  or N(0, I) for every y                --prior standard
     p(x | y, z) = CB(x; lambda(z, y))                   the VAE's decoder fed [z, y]
     q(z | x, y) = N(mu(x, y), diag(sigma(x, y))^2)      the VAE's encoder fed [x, y]
 
-The tutorial's recipe is the VAE's at batch 100. Labels come from the dataset.
+Either way z carries the class (it costs at most log C nats of KL), so whether a draw z ~ p(z|y)
+decodes to digit y depends on how well p(z|y) covers that class's posterior codes; the ELBO cannot
+tell (docs: Results, "The CVAE: which digit it draws"). The tutorial's recipe is the VAE's at
+batch 100. Labels come from the dataset.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
+from torch.distributions import Independent, Normal
 
+from aevb.config import option
 from aevb.errors import AevbError
 from aevb.models.base import LatentModel
 from aevb.models.nets import GaussianHead, LikelihoodHead, mlp
 from aevb.models.vae import VAEConfig
 
 
+@dataclass(frozen=True)
+class CVAEConfig(VAEConfig):
+    prior: str = option("learned", "p(z|y): learned, a Gaussian per label (the tutorial's); standard, "
+                        "N(0, I) for every label",
+                        choices=("learned", "standard"), noun="prior")
+
+
 class CVAE(LatentModel):
     """Conditional VAE: label-dependent prior p(z|y), encoder q(z|x,y), decoder p(x|y,z)."""
 
     name = "cvae"
-    Config = VAEConfig
+    Config = CVAEConfig
     uses_labels = True
     recipe = {
         "data": {"dataset": "mnist", "preprocess": "dequantize"},
         "train": {"epochs": 69, "batch_size": 100, "lr": 3e-4, "precision": "auto"},
     }
 
-    def __init__(self, cfg: VAEConfig, event_shape: tuple[int, ...], n_classes: int | None = None):
+    def __init__(self, cfg: CVAEConfig, event_shape: tuple[int, ...], n_classes: int | None = None):
         super().__init__()
         if not n_classes:
             raise AevbError("cvae is conditioned on labels, but the data has none")
         (d,) = event_shape
         self.cfg, self.n_classes = cfg, n_classes
-        self.p_z = GaussianHead(n_classes, cfg.latent_dim)  # linear mean, softplus-linear std
+        # linear mean, softplus-linear std; none for the standard prior
+        self.p_z = GaussianHead(n_classes, cfg.latent_dim) if cfg.prior == "learned" else None
         self.encoder = mlp(d + n_classes, cfg.hidden, cfg.layers, cfg.dropout, cfg.activation)
         self.q_head = GaussianHead(cfg.hidden, cfg.latent_dim)
         self.decoder = mlp(cfg.latent_dim + n_classes, cfg.hidden, cfg.layers, cfg.dropout,
@@ -48,8 +64,11 @@ class CVAE(LatentModel):
         return F.one_hot(y, self.n_classes).float()  # (B, C)
 
     def prior(self, c):
-        """p(z | y)."""
-        return self.p_z(self.one_hot(c))
+        """p(z | y): batch (B,) for labels y (B,)."""
+        if self.p_z is not None:
+            return self.p_z(self.one_hot(c))
+        zeros = torch.zeros(*c.shape, self.cfg.latent_dim, device=c.device)
+        return Independent(Normal(zeros, torch.ones_like(zeros)), 1)
 
     def likelihood(self, z, c):
         """p(x | y, z); z is (K, B, Dz) or (B, Dz), y is (B,)."""
@@ -64,5 +83,5 @@ class CVAE(LatentModel):
     def sample(self, n: int, c: torch.Tensor | None = None, mode: str = "sample") -> torch.Tensor:
         """n draws from p(x | y); without labels, y cycles through the classes."""
         if c is None:
-            c = torch.arange(n, device=self.p_z.mean.weight.device) % self.n_classes
+            c = torch.arange(n, device=next(self.parameters()).device) % self.n_classes
         return super().sample(n, c, mode)
