@@ -153,6 +153,21 @@ def test_cvae_standard_prior_is_the_same_for_every_label_and_learns_nothing():
     assert model.sample(4, torch.tensor([1, 2, 3, 4])).shape == (4, D)
 
 
+def test_cvae_mixture_prior_is_learned_per_label_with_a_monte_carlo_kl():
+    cls = registry.get("cvae")
+    model = cls(dataclasses.replace(cls.Config(), hidden=32, prior="mixture", prior_components=3), (D,), C)
+    p = model.prior(torch.tensor([0, 3]))
+    assert p.batch_shape == (2,) and p.event_shape == (model.cfg.latent_dim,)
+    assert not torch.allclose(p.mean[0], p.mean[1])  # each label its own components
+    x, y = torch.rand(B, D), torch.arange(B) % C
+    terms = model.terms(x, y, 2)
+    assert terms.kl is None  # no closed form for a mixture: the ELBO estimates it from the draws
+    (-elbo(terms).mean()).backward()
+    seen = model.pz_means.grad.abs().sum((1, 2))
+    assert seen[:B].gt(0).all() and seen[B:].eq(0).all()  # only the batch's labels learn
+    assert model.sample(4, torch.tensor([1, 2, 3, 4])).shape == (4, D)
+
+
 def cfg_for(name, dataset, preprocess=None, **model_config):
     data = {"dataset": str(dataset), **({"preprocess": preprocess} if preprocess else {})}
     return build_config(name, [("t", {"data": data, "model_config": model_config})])

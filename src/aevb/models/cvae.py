@@ -4,10 +4,11 @@ For a label y (one-hot, C classes):
 
     p(z | y)    = N(A y, diag(softplus(B y))^2)        the tutorial's learned, label-dependent prior
                   or N(0, I) for every y                --prior standard
+                  or sum_k pi_yk N(m_yk, diag(s_yk)^2)  --prior mixture: K learned components per label
     p(x | y, z) = CB(x; lambda(z, y))                   the VAE's decoder fed [z, y]
     q(z | x, y) = N(mu(x, y), diag(sigma(x, y))^2)      the VAE's encoder fed [x, y]
 
-Either way z carries the class (it costs at most log C nats of KL), so whether a draw z ~ p(z|y)
+Every way, z carries the class (it costs at most log C nats of KL), so whether a draw z ~ p(z|y)
 decodes to digit y depends on how well p(z|y) covers that class's posterior codes; the ELBO cannot
 tell (docs: Results, "The CVAE: which digit it draws"). The tutorial's recipe is the VAE's at
 batch 100. Labels come from the dataset.
@@ -19,7 +20,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch.distributions import Independent, Normal
+from torch import nn
+from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
 from aevb.config import option
 from aevb.errors import AevbError
@@ -31,8 +33,9 @@ from aevb.models.vae import VAEConfig
 @dataclass(frozen=True)
 class CVAEConfig(VAEConfig):
     prior: str = option("learned", "p(z|y): learned, a Gaussian per label (the tutorial's); standard, "
-                        "N(0, I) for every label",
-                        choices=("learned", "standard"), noun="prior")
+                        "N(0, I) for every label; mixture, --prior-components learned Gaussians per label",
+                        choices=("learned", "standard", "mixture"), noun="prior")
+    prior_components: int = option(10, "--prior mixture: Gaussian components per label", low=1)
 
 
 class CVAE(LatentModel):
@@ -54,6 +57,11 @@ class CVAE(LatentModel):
         self.cfg, self.n_classes = cfg, n_classes
         # linear mean, softplus-linear std; none for the standard prior
         self.p_z = GaussianHead(n_classes, cfg.latent_dim) if cfg.prior == "learned" else None
+        if cfg.prior == "mixture":  # per label: K means, softplus stds, mixing logits
+            shape = (n_classes, cfg.prior_components, cfg.latent_dim)
+            self.pz_means = nn.Parameter(torch.randn(shape))
+            self.pz_stds = nn.Parameter(torch.full(shape, 0.5413))  # softplus(0.5413) = 1
+            self.pz_logits = nn.Parameter(torch.zeros(shape[:2]))
         self.encoder = mlp(d + n_classes, cfg.hidden, cfg.layers, cfg.dropout, cfg.activation)
         self.q_head = GaussianHead(cfg.hidden, cfg.latent_dim)
         self.decoder = mlp(cfg.latent_dim + n_classes, cfg.hidden, cfg.layers, cfg.dropout,
@@ -67,6 +75,9 @@ class CVAE(LatentModel):
         """p(z | y): batch (B,) for labels y (B,)."""
         if self.p_z is not None:
             return self.p_z(self.one_hot(c))
+        if self.cfg.prior == "mixture":  # batch (B,): no closed-form KL, so terms() estimates it
+            parts = Independent(Normal(self.pz_means[c], F.softplus(self.pz_stds[c]) + 1e-6), 1)
+            return MixtureSameFamily(Categorical(logits=self.pz_logits[c]), parts)
         zeros = torch.zeros(*c.shape, self.cfg.latent_dim, device=c.device)
         return Independent(Normal(zeros, torch.ones_like(zeros)), 1)
 
