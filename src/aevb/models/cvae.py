@@ -8,7 +8,7 @@ For a label y (one-hot, C classes):
     p(x | y, z) = CB(x; lambda(z, y))                   the VAE's decoder fed [z, y]
     q(z | x, y) = N(mu(x, y), diag(sigma(x, y))^2)      the VAE's encoder fed [x, y]
 
-Every way, z carries the class (it costs at most log C nats of KL), so whether a draw z ~ p(z|y)
+Under each of these priors z carries the class (at most log C nats of KL), so whether z ~ p(z|y)
 decodes to digit y depends on how well p(z|y) covers that class's posterior codes; the ELBO cannot
 tell (docs: Results, "The CVAE: which digit it draws"). The tutorial's recipe is the VAE's at
 batch 100. Labels come from the dataset.
