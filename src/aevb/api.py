@@ -116,7 +116,8 @@ class Run:
 
     @property
     def model(self):
-        """The trained `aevb.models` model, in eval mode on the CPU."""
+        """The trained `aevb.models` model, in eval mode; on the CPU until `evaluate` or `encode`
+        runs it on another device."""
         return self._load()[0]
 
     @property
@@ -154,7 +155,8 @@ class Run:
             raise AevbError("--iwae-samples must be >= 0 and --elbo-samples >= 1")
         if subset is not None and subset < 1:
             raise AevbError("--subset must be at least 1")
-        model, cfg, data, meta = open_run(self.path, device, data_dir=data_dir, dataset=dataset)
+        model, cfg, data, meta = open_run(self.path, device, data_dir=data_dir, dataset=dataset,
+                                          loaded=self._load())
         result = {"model": cfg.model, "dataset": data.name}
         elbo_samples = elbo_samples or 10 * cfg.train.eval_samples
         result.update(evaluate(model, data, split, batch_size or cfg.train.eval_batch_size, iwae_samples,
@@ -209,7 +211,8 @@ class Run:
         if batch_size < 1:
             raise AevbError("--batch-size must be at least 1")
         if x is None:
-            model, _, data, _ = open_run(self.path, device, data_dir=data_dir, dataset=dataset)
+            model, _, data, _ = open_run(self.path, device, data_dir=data_dir, dataset=dataset,
+                                         loaded=self._load())
         else:
             model, cfg, meta = self._load()
             if model.uses_labels and y is None:

@@ -33,10 +33,9 @@ def encode(model: LatentModel, data: Data, split: str = "test", batch_size: int 
     s = data.split(split)
     device = next(model.parameters()).device
     gen = torch.Generator(device=s.x.device).manual_seed(seed + 1)  # preprocessing noise
-    order = torch.arange(len(s), device=s.x.device)
     z, q = [], []
     with seeded(seed, device):  # a sequential model's means follow one drawn trajectory
-        for b in data.batches(s, batch_size, gen, order):
+        for b in data.batches(s, batch_size, gen):  # in the split's order
             z.append(model.posterior_mean(b.x, model.condition(b)).float().cpu())
             if model.has_clusters:
                 q.append(model.cluster_log_probs(b.x).exp().float().cpu())

@@ -47,6 +47,11 @@ def load(dataset: str, data_dir: str | Path | None = None, preprocess_mode: str 
     else:
         raise AevbError(f"unknown dataset {dataset!r}; use one of {SYNTHETIC}, "
                         f"{', '.join(DATASETS)} or a path to an .npz file")
+    return read_as(data, preprocess_mode)
+
+
+def read_as(data: Data, preprocess_mode: str) -> Data:
+    """`data`, to be read with `preprocess_mode`, once its values are checked against that mode."""
     data.preprocess = preprocess_mode
     check_pixels(data, preprocess_mode)
     return data

@@ -10,8 +10,8 @@ import torch
 
 from aevb.config import RunConfig, config_from_dict
 from aevb.data.containers import Data
-from aevb.data.sources import absolute, is_file, load
-from aevb.data.support import check_fits, check_pixels
+from aevb.data.sources import absolute, is_file, load, read_as
+from aevb.data.support import check_fits
 from aevb.errors import AevbError
 from aevb.models import registry
 from aevb.models.base import LatentModel
@@ -85,9 +85,7 @@ def prepare_data(cfg: RunConfig, device: torch.device | str = "cpu", given: Data
     if given is None:
         data = load(cfg.data.dataset, cfg.data.data_dir, cfg.data.preprocess)
     else:
-        data = given
-        data.preprocess = cfg.data.preprocess
-        check_pixels(data, cfg.data.preprocess)
+        data = read_as(given, cfg.data.preprocess)
     for split in (data.train, data.test):
         split.x = cls.shape_data(split.x, split.lengths, data.image_shape, data.name)
     check_fits(data, cls.data_support(cfg.model_config), cfg.model)
@@ -118,12 +116,15 @@ def data_info(data: Data) -> dict:
 
 
 def open_run(run: str | Path, device: str = "cpu", with_data: bool = True, data_dir: str | None = None,
-             dataset: str | None = None) -> tuple[LatentModel, RunConfig, Data | None, dict]:
+             dataset: str | None = None, loaded: tuple | None = None
+             ) -> tuple[LatentModel, RunConfig, Data | None, dict]:
     """A trained run (or `pretrained:NAME`) ready for evaluation: (model in eval mode, config, data,
     checkpoint meta). `data_dir` overrides the data root the run was trained from; `dataset`, the
-    data itself (a name or an .npz of the same shape, read with the run's preprocessing)."""
+    data itself (a name or an .npz of the same shape, read with the run's preprocessing); `loaded`,
+    the run's `load_model` result where the caller has read it already (its model moves to `device`)."""
     dev = resolve_device(device)
-    model, cfg, meta = load_model(run, dev)
+    model, cfg, meta = load_model(run, dev) if loaded is None else loaded
+    model = model.to(dev)
     if data_dir is not None:
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, data_dir=data_dir))
     cfg = own_copy(cfg, run)
