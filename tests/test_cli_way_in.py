@@ -46,6 +46,8 @@ def test_train_help_shows_the_options_every_model_shares(capsys):
     (["evaluate", "runs/x", "--iwae-sample", "5"], "did you mean --iwae-samples?"),
     (["evalute", "runs/x"], "did you mean evaluate?"),
     (["train", "vea"], "did you mean vae?"),
+    (["reproduce", "vae-tutorial", "--overwrite"],
+     "--overwrite is not an option of `aevb reproduce` (see its --help)"),
     (["train"], "required: MODEL (one of fa, vae, cvae, gmvae, vrnn)"),
 ])
 def test_flags_are_never_abbreviated_and_a_typo_gets_the_closest(capsys, argv, suggestion):

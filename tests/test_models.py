@@ -168,6 +168,60 @@ def test_cvae_mixture_prior_is_learned_per_label_with_a_monte_carlo_kl():
     assert model.sample(4, torch.tensor([1, 2, 3, 4])).shape == (4, D)
 
 
+def test_cvae_fitted_prior_is_each_labels_mixture_fitted_to_its_codes():
+    """EM's M-step makes a mixture's mean the mean of the points it was fitted to, so each label's
+    p(z|y) is centred on that label's codes; training still learns against the Gaussian p(z|y)."""
+    from aevb.config import TrainConfig
+    from aevb.data.containers import Data, Split
+
+    cls = registry.get("cvae")
+    model = cls(dataclasses.replace(cls.Config(), hidden=16, latent_dim=2, prior="fitted",
+                                    prior_components=2), (D,), C).eval()
+    y = torch.arange(400) % C
+    x = torch.rand(400, D) * 0.2 + y[:, None] / C  # each label its own pixels, so its own codes
+    data = Data("toy", Split(x, y), Split(x[:20], y[:20]))
+    model.start(data, TrainConfig(seed=0))
+    assert isinstance(model.prior(y[:3]).base_dist, torch.distributions.Normal)  # not fitted yet
+    model.after_epoch(data, TrainConfig(seed=0), 1)
+    with torch.no_grad():
+        codes = model.posterior(x, y).mean
+    means = model.prior(torch.arange(C)).mean  # (C, Dz)
+    for label in range(C):  # one draw of q per image, 40 images: within a few q stds / sqrt(40)
+        assert torch.allclose(means[label], codes[y == label].mean(0), atol=0.4), label
+    assert torch.cdist(means, means).add(torch.eye(C) * 9).min() > 0.01  # labels differ
+    before = model.pz_loc.clone()
+    model.after_epoch(data, TrainConfig(seed=0), 2)  # EM again, from the mixture just fitted
+    assert not torch.equal(before, model.pz_loc)  # a fresh draw of the codes each epoch
+    assert torch.allclose(model.prior(torch.arange(C)).mean, means, atol=0.4)
+    terms = model.terms(x[:B], y[:B], 2)
+    assert terms.kl is None and torch.isfinite(elbo(terms)).all()  # the KL by Monte Carlo
+    assert model.train().terms(x[:B], y[:B], 2).kl is not None  # training: the learned Gaussian
+    assert {"pz_loc", "pz_tril", "pz_log_weights", "pz_fitted"} <= set(model.state_dict())
+    assert model.eval().sample(4, torch.tensor([1, 2, 3, 4])).shape == (4, D)
+    few = Data("toy", Split(x[:15], y[:15]), Split(x[:5], y[:5]))
+    with pytest.raises(AevbError, match="label 5 has 1; lower --prior-components"):
+        model.start(few, TrainConfig(seed=0))
+
+
+def test_em_step_raises_the_likelihood_and_keeps_the_data_mean():
+    from aevb.models.cvae import em_step, kmeans_start
+
+    torch.manual_seed(0)
+    z = torch.cat([torch.randn(300, 3) * 0.3 - 2, torch.randn(200, 3) + 2]).double()  # two blobs
+    mixture = kmeans_start(z, 2, seed=0)
+    scores = []
+    for _ in range(5):
+        mixture = em_step(z, *mixture)
+        loc, tril, log_w = mixture
+        mix = torch.distributions.MixtureSameFamily(
+            torch.distributions.Categorical(logits=log_w),
+            torch.distributions.MultivariateNormal(loc, scale_tril=tril))
+        scores.append(mix.log_prob(z).mean().item())
+        assert torch.allclose(mix.mean, z.mean(0))  # every M-step keeps the points' mean
+    assert all(b >= a - 1e-9 for a, b in zip(scores, scores[1:], strict=False))  # EM never goes down
+    assert sorted(log_w.exp().tolist()) == pytest.approx([0.4, 0.6], abs=1e-3)
+
+
 def cfg_for(name, dataset, preprocess=None, **model_config):
     data = {"dataset": str(dataset), **({"preprocess": preprocess} if preprocess else {})}
     return build_config(name, [("t", {"data": data, "model_config": model_config})])
@@ -224,3 +278,20 @@ def test_iwae_grows_with_k_on_average(name):
                  for k in (1, 10, 100)]
         elbo_mean = torch.stack([elbo(model.terms(x, y, 100)) for _ in range(5)]).mean().item()
     assert elbo_mean < means[0] + 0.1 * (means[2] - means[0]) < means[1] < means[2], (elbo_mean, means)
+
+
+def test_cvae_fitted_prior_run_resumes_to_where_an_uninterrupted_run_ends(tmp_path):
+    """The mixtures are refitted after each epoch from a generator of their own and saved with the
+    checkpoint, so a run stopped mid-epoch resumes bit for bit."""
+    def cfg(**train):
+        return build_config("cvae", [("t", {"data": {"dataset": "mnist-sample"},
+                                            "model_config": {"hidden": 32, "prior": "fitted",
+                                                             "prior_components": 2},
+                                            "train": {"epochs": 2, "compile": False, **train}})])
+
+    whole = runs.train(cfg(), tmp_path / "whole", quiet=True)
+    runs.train(cfg(max_steps=70), tmp_path / "split", quiet=True)  # epoch 2, batch 20
+    resumed = runs.resume(tmp_path / "split", {"max_steps": None}, quiet=True)
+    for name, p in whole.model.state_dict().items():
+        assert torch.equal(p, resumed.model.state_dict()[name]), name
+    assert whole.metrics[-1]["test_elbo"] == resumed.metrics[-1]["test_elbo"]

@@ -6,6 +6,7 @@ where errors become one line on stderr and an exit code: 2 for bad input, 130 wh
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import os
 import sys
@@ -35,13 +36,21 @@ class _Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, allow_abbrev=False, **kwargs)
 
+    def parse_args(self, args=None, namespace=None):
+        self._argv = list(sys.argv[1:] if args is None else args)  # for `error` to find the command
+        return super().parse_args(args, namespace)
+
     def error(self, message: str):
         if message.startswith("unrecognized arguments: "):
             unknown = [a.split("=")[0] for a in message.split(": ", 1)[1].split() if a.startswith("-")]
-            known = sorted(self._all_flags())
+            words, parser = self._command(getattr(self, "_argv", []))
+            known = sorted(parser._all_flags())
             close = next((m for a in unknown for m in difflib.get_close_matches(a, known, 1, 0.6)), None)
             if close:
                 message += f"; did you mean {close}?"
+            elif unknown and unknown[0] in self._all_flags():
+                command = " ".join(["aevb", *words])
+                message += f"; {unknown[0]} is not an option of `{command}` (see its --help)"
         for action in self._actions:  # a missing or mistyped command or model: name the choices
             if isinstance(action, argparse._SubParsersAction) and action.metavar in message:
                 wrong = message.split("invalid choice: '", 1)[-1].split("'")[0]
@@ -56,6 +65,16 @@ class _Parser(argparse.ArgumentParser):
         """argparse's help, then `appendix` where a parser has one (`aevb train`'s shared options;
         kept out of the epilog, which the docs render as reStructuredText)."""
         return super().format_help() + getattr(self, "appendix", "")
+
+    def _command(self, argv: list[str]) -> tuple[list[str], _Parser]:
+        """The command words in argv (["pretrained", "export"]) and the parser that reads the rest."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for i, word in enumerate(argv):
+                    if word in action.choices:
+                        words, parser = action.choices[word]._command(argv[i + 1:])
+                        return [word, *words], parser
+        return [], self
 
     def _all_flags(self) -> set[str]:
         """Every option string of this parser and of the commands under it."""
@@ -97,7 +116,7 @@ def _train_parser(sub, name: str, cls) -> None:
     p.add_argument("--print-config", action="store_true", help="print the resolved config as TOML and exit")
     _shared_options(p, recipe)
     group = p.add_argument_group(f"{name} options")
-    defaults = cls.Config()
+    defaults = dataclasses.replace(cls.Config(), **recipe.get("model_config", {}))
     for f in flags(cls.Config):
         add_field(group, cls.Config, f, getattr(defaults, f))
 

@@ -80,7 +80,8 @@ class TrainConfig:
                          "(e.g. qy, the GMVAE's q(y|x))")
     freeze_epochs: int = option(0, "epochs during which the --freeze modules do not learn", low=0)
     lr_decay_from: int | None = option(None, "from this epoch the learning rate falls along a half "
-                                       "cosine to 0 at the last step (unset: constant)", low=0)
+                                       "cosine to 0 at the last step (unset, or past the last epoch: "
+                                       "constant)", low=0)
     tensorboard: bool = option(False, "log each epoch's ELBOs, metrics, learning rate and a grid of "
                                "samples for TensorBoard in RUN/tensorboard (needs aevb[tensorboard])")
 

@@ -44,7 +44,7 @@ class LatentModel(nn.Module):
 
     name: ClassVar[str]
     Config: ClassVar[type]  # the model's options, a frozen dataclass of `aevb.config.option`s
-    recipe: ClassVar[dict] = {}  # the tutorial's defaults: {"data": {...}, "train": {...}}
+    recipe: ClassVar[dict] = {}  # `aevb train MODEL`'s defaults: {"model_config", "data", "train": {...}}
     support: ClassVar[str] = "real"  # what p(x|z) accepts: real | unit | binary (aevb.data.support)
     uses_labels: ClassVar[bool] = False  # conditional models take c = the datapoint's label
     sequential: ClassVar[bool] = False  # x is a sequence (B, T, D), not a vector (B, D)
@@ -162,6 +162,10 @@ class LatentModel(nn.Module):
         """Initialise the networks before training (their random weights are the start here);
         returns what the start measured, for the run's metadata."""
         return {}
+
+    def after_epoch(self, data, train_cfg, epoch: int) -> None:
+        """Update what the model fits rather than trains (the CVAE's fitted prior), after each
+        complete epoch and before it is evaluated and checkpointed; `epoch` counts completed ones."""
 
     def extra_figures(self, cfg, data, out: Path) -> list[Path]:
         """Figures only this model draws, beyond those every model of its kind gets

@@ -51,12 +51,13 @@ class GMVAE(LatentModel):
 
     name = "gmvae"
     Config = GMVAEConfig
-    recipe = {
+    recipe = {  # configs/gmvae.toml: the tutorial's model, started from UMAP clusters of its codes
+        "model_config": {"init": "autoencoder-umap", "init_epochs": 20},
         "data": {"dataset": "mnist", "preprocess": "binarize-threshold"},
         # One z per component in the per-epoch test ELBO: summing over the C components already
         # averages C draws, and ten more would cost half an epoch's training time.
-        "train": {"epochs": 80, "batch_size": 100, "lr": 1e-3, "eval_samples": 1,
-                  "precision": "auto"},
+        "train": {"epochs": 40, "batch_size": 100, "lr": 1e-3, "eval_samples": 1, "freeze": "qy",
+                  "freeze_epochs": 40, "lr_decay_from": 20, "precision": "auto"},
     }
 
     def __init__(self, cfg: GMVAEConfig, event_shape: tuple[int, ...], n_classes: int | None = None):

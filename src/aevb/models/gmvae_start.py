@@ -48,8 +48,8 @@ def check_available() -> None:
     try:
         import umap  # noqa: F401
     except ImportError:
-        raise AevbError("init = 'autoencoder-umap' needs umap-learn; install it with "
-                        "pip install -c constraints.txt -e \".[cluster]\"") from None
+        raise AevbError("init = 'autoencoder-umap' needs umap-learn, a dependency of aevb that this "
+                        "install lacks; install it with pip install umap-learn") from None
 
 
 def start(model, data: Data, train_cfg, quiet: bool = False) -> dict:

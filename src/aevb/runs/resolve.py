@@ -21,7 +21,6 @@ from aevb.config import (
     TrainConfig,
     field_types,
     flag,
-    named,
     replace_checked,
 )
 from aevb.data.sources import absolute
@@ -137,8 +136,8 @@ def build_config(model: str, sources: list[tuple[str, dict]] = (), saved: RunCon
     cls = registry.get(model)
     if saved is None:
         recipe = cls.recipe
-        cfg = RunConfig(model, cls.Config(), replace_checked(DataConfig(), recipe.get("data", {}), "recipe"),
-                        replace_checked(TrainConfig(), recipe.get("train", {}), "recipe"))
+        cfg = RunConfig(model, *(replace_checked(c, recipe.get(s, {}), "recipe") for c, s in
+                                 zip((cls.Config(), DataConfig(), TrainConfig()), SECTIONS, strict=True)))
     else:
         cfg, sources = saved, [(where, _as_resumed(src)) for where, src in sources]
     for where, src in sources:
@@ -147,7 +146,6 @@ def build_config(model: str, sources: list[tuple[str, dict]] = (), saved: RunCon
         cfg = RunConfig(model, *(replace_checked(getattr(cfg, s), src.get(s, {}), where) for s in SECTIONS))
     if saved is not None:
         _check_unchanged(saved, cfg, sources)
-    _check_across(cfg)
     if saved is None:
         cls.check_config(cfg.model_config)  # e.g. a library the model's start needs
     train = _resolve_for_device(cfg.train, cls)
@@ -187,14 +185,6 @@ def _check_unchanged(saved: RunConfig, cfg: RunConfig, sources) -> None:
                     may = ", ".join(flag(k) for k in RESUMABLE + RESUMABLE_DATA)
                     raise AevbError(f"{flag(key)} cannot change when resuming (the run has {old!r}, "
                                     f"not {new!r}); only {may} can")
-
-
-def _check_across(cfg: RunConfig) -> None:
-    """Checks that read two fields at once."""
-    t = cfg.train
-    if t.lr_decay_from is not None and not t.lr_decay_from < t.epochs:
-        raise AevbError(f"{named('lr_decay_from')} must be an epoch from 0 to epochs - 1 "
-                        f"({t.epochs - 1}), got {t.lr_decay_from}")
 
 
 def _resolve_for_device(t: TrainConfig, cls) -> TrainConfig:

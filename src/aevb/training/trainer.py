@@ -160,6 +160,7 @@ class Trainer:
         complete = self.batch_in_epoch == self.steps_per_epoch
         if complete:
             self.epoch += 1
+            self.model.after_epoch(self.data, self.cfg, self.epoch)
         record = self._record(complete)
         if not (math.isfinite(record["train_elbo"]) and math.isfinite(record["test_elbo"])):
             return self._recover(f"step {self.step}: the ELBO is not finite")
