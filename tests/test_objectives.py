@@ -8,7 +8,7 @@ from torch.distributions import kl_divergence
 
 from aevb.models.base import Terms
 from aevb.models.fa import FAConfig, FactorAnalysis
-from aevb.objectives import elbo, iwae, log_weights
+from aevb.objectives import bound, elbo, iwae, log_weights
 
 
 @pytest.fixture
@@ -127,3 +127,67 @@ def test_elbo_has_gradients_for_every_parameter(fa_and_x):
     loss.backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
+
+
+def exact_q(model):
+    """Set FA's q(z|x) to its exact posterior p(z|x) (linear in x, with a shared covariance)."""
+    with torch.no_grad():
+        w_psi = model.W.T / model.sigma**2  # (Dz, D)
+        cov = torch.linalg.inv(torch.eye(model.W.shape[1]) + w_psi @ model.W)
+        model.V.copy_(cov @ w_psi)
+        model.b.copy_(-model.V @ model.mu)
+        tril = torch.linalg.cholesky(cov)
+        raw = torch.tril(tril, -1)
+        raw.diagonal().copy_(torch.log(torch.expm1(tril.diagonal())))  # inverse softplus
+        model.L_raw.copy_(raw)
+
+
+@pytest.mark.parametrize("k", [1, 5, 50])
+def test_iwae_objective_is_log_p_x_when_q_is_the_exact_posterior(fa_and_x, k):
+    """Every importance weight p(x, z_k) / p(z_k | x) is p(x), so IWAE_K = log p(x) for every K."""
+    model, x = fa_and_x
+    exact_q(model)
+    with torch.no_grad():
+        torch.testing.assert_close(bound(model.terms(x, k=k), "iwae"), model.exact_log_prob(x),
+                                   atol=2e-4, rtol=1e-5)
+
+
+def test_iwae_objective_with_one_draw_is_the_monte_carlo_elbo(fa_and_x):
+    model, x = fa_and_x
+    with torch.no_grad():
+        t = model.terms(x, k=1)
+        torch.testing.assert_close(bound(t, "iwae"), elbo(t, analytic_kl=False), atol=1e-5, rtol=0)
+        assert not torch.allclose(bound(t, "iwae"), bound(t, "elbo"))  # the default KL is analytic
+
+
+def test_iwae_gradient_vanishes_at_the_maximum_likelihood_fit():
+    """At scikit-learn's maximum-likelihood parameters, with q the exact posterior, the gradient of
+    the mean IWAE_K objective for p's parameters is the gradient of log p(x), zero, up to Monte
+    Carlo error; away from it, it is the gradient of log p(x)."""
+    from sklearn.decomposition import FactorAnalysis as SkFA
+
+    torch.manual_seed(0)
+    truth = FactorAnalysis(FAConfig(latent_dim=2, learn_mean=True, init_scale=1.0), (5,))
+    x = truth.sample(4000).detach()
+    sk = SkFA(2, tol=1e-10, max_iter=100_000, svd_method="lapack").fit(x.double().numpy())
+    model = FactorAnalysis(FAConfig(latent_dim=2, learn_mean=True), (5,))
+    with torch.no_grad():
+        model.W.copy_(torch.as_tensor(sk.components_.T))
+        model.s.copy_(torch.log(torch.expm1(torch.as_tensor(sk.noise_variance_).sqrt())))
+        model.mu.copy_(torch.as_tensor(sk.mean_))
+
+    def gradients():
+        exact_q(model)
+        params = model.generative_parameters()
+        iw = torch.autograd.grad(bound(model.terms(x, k=50), "iwae").mean(), params)
+        ex = torch.autograd.grad(model.exact_log_prob(x).mean(), params)
+        return torch.cat([g.flatten() for g in iw]), torch.cat([g.flatten() for g in ex])
+
+    at_mle, exact_at_mle = gradients()
+    assert exact_at_mle.norm() < 1e-3  # scikit-learn's fit is the maximum
+    with torch.no_grad():
+        model.W.mul_(2.0)
+    away, exact_away = gradients()
+    assert exact_away.norm() > 0.1
+    assert at_mle.norm() < 0.1 * exact_away.norm()  # zero within Monte Carlo error (0.04 measured)
+    assert (away - exact_away).norm() < 0.1 * exact_away.norm()  # (0.02 measured)

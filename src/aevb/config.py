@@ -61,7 +61,11 @@ class TrainConfig:
     lr: float = option(1e-2, "Adam learning rate, shared by every parameter", positive=True)
     seed: int = option(0, "seeds initialisation, batching, preprocessing noise and sampling")
     device: str = option("auto", "auto (CUDA, then MPS, then the CPU), cpu, cuda, cuda:N or mps")
-    train_samples: int = option(1, "samples of z per datapoint in the training ELBO", low=1)
+    objective: str = option("elbo", "what training maximises: elbo, or iwae, the importance-weighted "
+                            "bound over --train-samples draws (Burda et al. 2015)",
+                            choices=("elbo", "iwae"), noun="objective")
+    train_samples: int = option(1, "draws of z per datapoint in the training objective (K of IWAE_K)",
+                                low=1)
     eval_batch_size: int = option(1000, "datapoints per batch when evaluating", low=1)
     eval_samples: int = option(10, "samples of z per test point in the logged test ELBO", low=1)
     precision: str = option("fp32", "bf16 runs the networks' layers in bfloat16 (densities, ELBO and "

@@ -6,7 +6,9 @@ Both reduce `Terms` from `LatentModel.terms`; this is the only place log-weights
            = E_q[log p(x|z) + log p(z) - log q(z|x)]           (Monte Carlo otherwise)
     IWAE_K = log (1/K) sum_k p(x, z_k) / q(z_k | x)            (Burda et al. 2015)
 
-ELBO <= IWAE_K <= log p(x), and IWAE_K -> log p(x) as K grows.
+ELBO <= IWAE_K <= log p(x), and IWAE_K -> log p(x) as K grows. Training maximises either
+(`bound`, `--objective elbo|iwae` with K = `--train-samples`); with K = 1 the two are the same
+Monte Carlo estimate.
 
 With a discrete y summed out (terms with a component axis C and q(y|x) in `log_qy`):
 
@@ -16,6 +18,7 @@ With a discrete y summed out (terms with a component axis C and q(y|x) in `log_q
 with y summed out of both densities, p(x, z) = p(x|z) sum_y p(y) p(z|y) (`LatentModel.iwae_terms`).
 `log_weights` also takes the training terms, one draw z_ky per component: their weight
 sum_y p(x, y, z_ky) / q(z_ky | x, y) sums over y inside the log and has expectation p(x) too.
+q(y|x) cancels from that weight, so training the GMVAE on it leaves q(y|x) where it is.
 """
 
 from __future__ import annotations
@@ -42,6 +45,25 @@ def elbo(t: Terms, analytic_kl: bool = True) -> torch.Tensor:
     if t.log_qy is None:
         return per
     return (t.log_qy.exp() * (per - t.log_qy)).sum(0)  # sum_y q(y|x) [ELBO_y - log q(y|x)]
+
+
+def iwae_bound(t: Terms) -> torch.Tensor:
+    """IWAE_K per datapoint, (B,), from the K draws of `t`: log (1/K) sum_k p(x, z_k) / q(z_k | x)."""
+    lw = log_weights(t)  # (K, B)
+    return torch.logsumexp(lw, dim=0) - math.log(lw.shape[0])
+
+
+OBJECTIVES = {"elbo": elbo, "iwae": iwae_bound}  # what `--objective` names: Terms -> (B,)
+
+
+def bound(t: Terms, objective: str = "elbo") -> torch.Tensor:
+    """The training objective per datapoint, (B,): the ELBO, or IWAE_K over the K draws of `t`.
+
+        >>> from aevb.models.fa import FAConfig, FactorAnalysis
+        >>> bound(FactorAnalysis(FAConfig(), (5,)).terms(torch.zeros(3, 5), k=4), "iwae").shape
+        torch.Size([3])
+    """
+    return OBJECTIVES[objective](t)
 
 
 def chunk_logsumexp(model: LatentModel, x: torch.Tensor, c: torch.Tensor | None, k: int) -> torch.Tensor:

@@ -12,6 +12,12 @@ Inference: q(y | x) q(z | x, y). In training the discrete y is summed out exactl
 y ~ q(y|x) instead and sums y out of the densities, one decoder pass per draw. The first layer of
 q(z | x, y) acts on [x, y], so it is W_x x + W_y y: W_x x is computed once and shared by all C
 values of y.
+
+Where training starts decides the clusters. The tutorial's recipe starts from random weights
+(`configs/gmvae-tutorial.toml`); `aevb train gmvae` (`configs/gmvae.toml`) starts from UMAP clusters
+of an autoencoder's codes (`aevb.models.gmvae_start`) and keeps q(y|x) there, because the ELBO
+prefers components that are Gaussian in z to the digit classes and, let loose, trades cluster
+accuracy for it (docs: Results, "The GMVAE's clusters").
 """
 
 from __future__ import annotations

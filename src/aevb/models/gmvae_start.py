@@ -2,7 +2,7 @@
 an autoencoder's codes instead of random weights.
 
 An unsupervised GMVAE finds clusters only as good as where it starts: five seeds of the tutorial's
-recipe from random weights gave a median test accuracy of 0.66 (README, GMVAE). VaDE (Jiang et al.
+recipe from random weights gave a median test accuracy of 0.66 (docs: Results). VaDE (Jiang et al.
 2017) starts its mixture from a GMM fitted to a pretrained autoencoder's codes; N2D (McConville et
 al. 2020) found that such codes cluster far better once UMAP has embedded them. `autoencoder-umap`
 gives aevb's GMVAE both, without looking at a label:
@@ -15,14 +15,16 @@ gives aevb's GMVAE both, without looking at a label:
    tenth of the clusters' std (`GMVAE.set_components`).
 4. q(y|x) is fitted to r by cross-entropy, for at least QY_STEPS steps (6 epochs of MNIST).
 
-The recipe (`configs/gmvae-umap.toml`) then holds q(y|x) fixed for its first epochs (`freeze`),
-so that p(z|y), q(z|x,y) and p(x|z) settle on these clusters before q(y|x) learns from the ELBO.
+The recipes then hold q(y|x) fixed (`freeze`) while p(z|y), q(z|x,y) and p(x|z) settle on these
+clusters: `configs/gmvae.toml` for the whole run, `configs/gmvae-umap.toml` for 20 epochs before
+q(y|x) learns from the ELBO too (docs: Results, "The GMVAE's clusters").
 """
 
 from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -93,8 +95,10 @@ def clusters(codes: np.ndarray, n: int, seed: int) -> np.ndarray:
     import umap
     from sklearn.mixture import GaussianMixture
 
-    emb = umap.UMAP(n_components=UMAP_DIMS, n_neighbors=UMAP_NEIGHBOURS, min_dist=0.0,
-                    random_state=seed).fit_transform(codes)
+    with warnings.catch_warnings():  # a seeded UMAP runs on one thread, and says so each time
+        warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+        emb = umap.UMAP(n_components=UMAP_DIMS, n_neighbors=UMAP_NEIGHBOURS, min_dist=0.0,
+                        random_state=seed).fit_transform(codes)
     gmm = GaussianMixture(n, covariance_type="full", n_init=GMM_INITS, random_state=seed).fit(emb)
     return gmm.predict_proba(emb)
 

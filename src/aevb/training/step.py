@@ -15,7 +15,7 @@ import torch
 import torch._functorch.config  # AOTAutograd's options, patched around compiled steps
 
 from aevb.config import TrainConfig
-from aevb.objectives import elbo
+from aevb.objectives import bound
 from aevb.runtime import compiling, distributed
 from aevb.runtime.cuda_graphs import GraphedStep, unchecked
 from aevb.runtime.devices import autocast
@@ -64,8 +64,9 @@ class TrainStep:
         self.set_lr(cfg.lr)
 
     def elbo(self, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-        """The training ELBO of each datapoint, (B,); run it under `self.autocast`."""
-        return elbo(self.model.terms(x, c, self.cfg.train_samples))
+        """The training objective of each datapoint, (B,): the ELBO, or IWAE_K with `--objective
+        iwae`; run it under `self.autocast`."""
+        return bound(self.model.terms(x, c, self.cfg.train_samples), self.cfg.objective)
 
     def __call__(self, x: torch.Tensor, c: torch.Tensor | None, n: int,
                  global_batch: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:

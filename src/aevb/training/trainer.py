@@ -1,7 +1,7 @@
-"""The training loop: maximise the ELBO of any LatentModel with Adam, one epoch after another.
+"""The training loop: maximise the ELBO (or IWAE_K) of any LatentModel with Adam, epoch by epoch.
 
 Nothing here knows which model it trains: `TrainStep` asks the model for its terms and reduces them
-with `objectives.elbo`; the loop shuffles, steps, checks for faults, and once per epoch evaluates,
+with `objectives.bound`; the loop shuffles, steps, checks for faults, and once per epoch evaluates,
 logs and checkpoints into its run directory (`aevb.runs.directory`), when it has one.
 
 Under torchrun each rank trains on its shard of every global batch; the ranks agree on faults and
