@@ -2,6 +2,7 @@
 
 import doctest
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -79,6 +80,16 @@ def test_fit_on_a_named_dataset_with_a_recipe(tmp_path):
                    max_steps=5, quiet=True)
     assert run.config.data.dataset == "fa-synthetic" and not run.config.data.from_memory
     assert run.metrics[-1]["step"] == 5
+
+
+def test_evaluate_reports_the_discrete_bound_in_bits_per_dimension(tmp_path):
+    """Dequantized 8-bit pixels: -log2 P(x) per pixel <= -ELBO / (784 ln 2) + 8; none for FA's reals."""
+    run = aevb.fit("vae", dataset="mnist-sample", out=tmp_path / "vae", max_steps=5, quiet=True)
+    r = run.evaluate(iwae_samples=5, subset=50, elbo_samples=2)
+    assert r["bits_per_dim"] == pytest.approx(-r["elbo"] / (784 * math.log(2)) + 8)
+    assert r["iwae_bits_per_dim"] == pytest.approx(-r["iwae"] / (784 * math.log(2)) + 8)
+    fa = aevb.fit("fa", dataset="fa-synthetic", out=tmp_path / "fa", max_steps=5, quiet=True)
+    assert "bits_per_dim" not in fa.evaluate(iwae_samples=5)
 
 
 @pytest.mark.parametrize("bad, match", [

@@ -11,6 +11,7 @@ Everything here is what the `aevb` command does, from Python; the command calls 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from aevb.data.npz import from_arrays
 from aevb.errors import AevbError
 from aevb.evaluate import evaluate
 from aevb.reports import figures
+from aevb.reports.console import bits_per_dim
 from aevb.runs import launch, pretrained
 from aevb.runs.directory import DATA, METRICS
 from aevb.runs.load import check_same_shape, checkpoint_file, load_model, open_run, prepare_data
@@ -161,6 +163,12 @@ class Run:
         elbo_samples = elbo_samples or 10 * cfg.train.eval_samples
         result.update(evaluate(model, data, split, batch_size or cfg.train.eval_batch_size, iwae_samples,
                                seed, progress=progress, elbo_samples=elbo_samples, subset=subset))
+        dims = math.prod(data.event_shape)
+        for key, name in (("elbo", "bits_per_dim"), ("iwae", "iwae_bits_per_dim")):
+            # the bound on the discrete 8-bit or binary pixels, in bits per dimension (docs: Concepts)
+            bits = bits_per_dim(result[key], dims, cfg.data.preprocess) if key in result else None
+            if bits is not None:
+                result[name] = bits
         result["step"], result["epoch"] = meta["step"], meta["epoch"]
         return result
 
