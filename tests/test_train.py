@@ -235,3 +235,18 @@ def test_iwae_training_of_fa_gets_at_least_as_close_to_maximum_likelihood_as_the
         data.train.x.numpy())
     assert best - scores["iwae"] <= best - scores["elbo"], (scores, best)
     assert best - scores["iwae"] < 0.02, (scores, best)
+
+
+def test_burdas_schedule_divides_the_rate_by_10_to_the_1_7_after_1_3_9_27_epochs(tmp_path):
+    trainer = runs.train(fa_config(epochs=5, lr=0.01, lr_schedule="burda"), tmp_path / "run", quiet=True)
+    per_epoch = trainer.steps_per_epoch
+    stage_starts = [(3**i - 1) // 2 for i in range(8)]  # 0, 1, 4, 13, 40, 121, 364, 1093 epochs
+    for i, epoch in enumerate(stage_starts):
+        assert trainer.learning_rate(epoch * per_epoch) == pytest.approx(0.01 * 10 ** (-i / 7))
+        if epoch:
+            assert trainer.learning_rate(epoch * per_epoch - 1) == pytest.approx(0.01 * 10 ** (-(i - 1) / 7))
+    assert trainer.learning_rate(5000 * per_epoch) == pytest.approx(0.01 * 10 ** (-1))  # then it stays
+    lines = [json.loads(s) for s in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["lr"] for m in lines] == pytest.approx([0.01 * 10 ** (-i / 7) for i in (0, 1, 1, 1, 2)])
+    with pytest.raises(AevbError, match="--lr-schedule burda and --lr-decay-from each set"):
+        fa_config(lr_schedule="burda", lr_decay_from=3)

@@ -86,6 +86,9 @@ class TrainConfig:
     lr_decay_from: int | None = option(None, "from this epoch the learning rate falls along a half "
                                        "cosine to 0 at the last step (unset, or past the last epoch: "
                                        "constant)", low=0)
+    lr_schedule: str = option("constant", "constant, or burda: the rate times 10^(-i/7) for 3^i epochs "
+                              "in turn, i = 0 to 7, 3,280 epochs in all (Burda et al. 2015)",
+                              choices=("constant", "burda"), noun="learning-rate schedule")
     tensorboard: bool = option(False, "log each epoch's ELBOs, metrics, learning rate and a grid of "
                                "samples for TensorBoard in RUN/tensorboard (needs aevb[tensorboard])")
 

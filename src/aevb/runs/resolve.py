@@ -146,6 +146,9 @@ def build_config(model: str, sources: list[tuple[str, dict]] = (), saved: RunCon
         cfg = RunConfig(model, *(replace_checked(getattr(cfg, s), src.get(s, {}), where) for s in SECTIONS))
     if saved is not None:
         _check_unchanged(saved, cfg, sources)
+    if cfg.train.lr_schedule != "constant" and cfg.train.lr_decay_from is not None:
+        raise AevbError(f"--lr-schedule {cfg.train.lr_schedule} and --lr-decay-from each set the "
+                        "learning rate; give one of them")
     if saved is None:
         cls.check_config(cfg.model_config)  # e.g. a library the model's start needs
     train = _resolve_for_device(cfg.train, cls)

@@ -84,10 +84,21 @@ class Trainer:
         """Whether this process writes the run's files: it has a run directory and is rank 0."""
         return self.run is not None and self.rank == 0
 
+    @property
+    def scheduled(self) -> bool:
+        """Whether the learning rate changes during the run."""
+        return self.cfg.lr_decay_from is not None or self.cfg.lr_schedule != "constant"
+
     def learning_rate(self, step: int) -> float:
-        """Adam's rate for gradient step `step` (0-based): cfg.lr, or with lr_decay_from set, cfg.lr
-        until that epoch and then a half cosine down to 0 at the last planned step. A function of
-        the step alone, so a resumed run follows the same schedule."""
+        """Adam's rate for gradient step `step` (0-based): cfg.lr; with lr_schedule "burda", cfg.lr *
+        10^(-i/7) in the i-th stage of 3^i epochs; with lr_decay_from, cfg.lr until that epoch and
+        then a half cosine down to 0 at the last planned step. A function of the step alone, so a
+        resumed run follows the same schedule."""
+        if self.cfg.lr_schedule == "burda":
+            epoch, stage = step // self.steps_per_epoch, 0
+            while stage < 7 and epoch >= (3 ** (stage + 1) - 1) // 2:  # stage i starts at (3^i - 1)/2
+                stage += 1
+            return self.cfg.lr * 10 ** (-stage / 7)
         if self.cfg.lr_decay_from is None:
             return self.cfg.lr
         start = self.cfg.lr_decay_from * self.steps_per_epoch
@@ -109,7 +120,7 @@ class Trainer:
     def train_step(self, x: torch.Tensor, c: torch.Tensor | None = None,
                    global_batch: int | None = None) -> torch.Tensor:
         """One Adam step on -mean ELBO of a batch; returns its summed ELBO (no host sync)."""
-        if self.cfg.lr_decay_from is not None:
+        if self.scheduled:
             self.steps.set_lr(self.learning_rate(self.step))
         total, flags = self.steps(x, c, self.step, global_batch)
         self.monitor.add(self.step + 1, flags)
@@ -236,7 +247,7 @@ class Trainer:
         }
         if not complete:
             record["partial"] = True  # the run stopped mid-epoch (--max-steps)
-        if self.cfg.lr_decay_from is not None:
+        if self.scheduled:
             record["lr"] = self.learning_rate(self.step - 1)  # the rate of the epoch's last step
         return record
 
