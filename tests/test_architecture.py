@@ -172,7 +172,7 @@ def test_a_config_is_built_once_frozen_and_each_check_runs_once(tmp_path, monkey
     monkeypatch.setattr(GMVAE, "check_config", classmethod(count("model", model_check)))
     monkeypatch.setattr(resolve, "_resolve_for_device", count("device", device_check))
     argv = ["train", "gmvae", "--dataset", "mnist-sample", "--hidden", "8", "--max-steps", "2",
-            "--no-compile", "--quiet", "--out", str(tmp_path / "run")]
+            "--no-compile", "--init", "random", "--quiet", "--out", str(tmp_path / "run")]
     assert main(argv) == 0
     assert calls == {"model": 1, "device": 1}
     resume = [*argv[:6], "--max-steps", "3", "--resume", "--quiet", "--out", str(tmp_path / "run")]

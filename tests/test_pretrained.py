@@ -20,8 +20,8 @@ def main(argv):
     return _main([str(a) for a in argv])
 
 
-SHIPPED = ["cvae-mnist", "gmvae-mnist", "gmvae-umap-mnist", "vae-bernoulli-mnist", "vae-mnist",
-           "vrnn-mnist"]
+SHIPPED = ["cvae-mnist", "cvae-tutorial-mnist", "gmvae-mnist", "gmvae-tutorial-mnist", "gmvae-umap-mnist",
+           "vae-bernoulli-mnist", "vae-mnist", "vrnn-mnist"]
 
 
 def test_every_recipe_with_a_shipped_model_has_one():
