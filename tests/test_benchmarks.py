@@ -36,6 +36,7 @@ SMOKE_TESTED = {
     "throughput.py": "test_throughput_times_a_compiled_step_and_counts_flops_on_an_eager_one",
     "time_to_quality.py": "test_time_to_quality_sees_aevbs_vae_pass_the_tutorials_number",
     "tutorial_loops.py": "test_the_notebook_loops_train_and_score",
+    "tutorial_side_by_side.py": "test_tutorial_side_by_side_scores_weights_in_the_tutorials_layout",
     "vae_ceiling.py": "test_vae_ceiling_prints_every_loop",
     "versions.py": "test_versions_compares_two_checkouts",
 }
@@ -114,6 +115,32 @@ def test_cvae_label_accuracy(tiny_runs):
                 "--per-label", "5", "--sources", "prior,gaussian", "--epochs", "1")
     rows = [line.split(" | ") for line in out.splitlines() if line.startswith(("| prior", "| gaussian"))]
     assert len(rows) == 6 and all(0 <= float(r[2]) <= 1 for r in rows)
+
+
+def test_tutorial_side_by_side_scores_weights_in_the_tutorials_layout(tmp_path):
+    """Weights named and shaped as the tutorial's state dicts (random here; ../shared holds the real
+    ones) load into aevb's models and are scored beside the shipped ones."""
+    from safetensors.torch import save_file
+
+    def tutorial_layout(q, p, x_in, z_in):
+        shapes = {f"{q}.shared.0.weight": (500, x_in), f"{q}.shared.0.bias": (500,),
+                  f"{q}.shared.3.weight": (500, 500), f"{q}.shared.3.bias": (500,),
+                  f"{q}.mus.weight": (20, 500), f"{q}.mus.bias": (20,),
+                  f"{q}.sigmas.0.weight": (20, 500), f"{q}.sigmas.0.bias": (20,),
+                  f"{p}.lambdas.0.weight": (500, z_in), f"{p}.lambdas.0.bias": (500,),
+                  f"{p}.lambdas.3.weight": (500, 500), f"{p}.lambdas.3.bias": (500,),
+                  f"{p}.lambdas.6.weight": (784, 500), f"{p}.lambdas.6.bias": (784,)}
+        return {k: 0.05 * torch.randn(v) for k, v in shapes.items()}
+
+    save_file(tutorial_layout("q_z_given_x", "p_x_given_z", 784, 20), tmp_path / "vae.safetensors")
+    cvae = tutorial_layout("q_z_given_x_y", "p_x_given_z_y", 794, 30)
+    cvae |= {"p_z_given_y.mus.weight": torch.randn(20, 10), "p_z_given_y.mus.bias": torch.zeros(20),
+             "p_z_given_y.sigmas.0.weight": torch.randn(20, 10), "p_z_given_y.sigmas.0.bias": torch.zeros(20)}
+    save_file(cvae, tmp_path / "cvae.safetensors")
+    out = bench("benchmarks/tutorial_side_by_side.py", "--weights", str(tmp_path), "--dataset",
+                "mnist-sample", "--subset", "20", "--elbo-samples", "1", "--iwae-samples", "2")
+    rows = [line for line in out.splitlines() if line.startswith(("| the tutorial's", "| aevb"))]
+    assert len(rows) == 5 and all(len(r.split(" | ")) == 6 for r in rows)
 
 
 def test_precision_pretrained(tiny_runs):

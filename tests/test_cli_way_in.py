@@ -111,7 +111,8 @@ def test_sample_figures_and_encode_print_what_they_wrote(tmp_path, capsys):
 
 def test_encode_of_a_model_with_clusters_writes_q_y_and_the_cluster(tmp_path, capsys):
     run = tmp_path / "g"
-    args = ["--dataset", "mnist-sample", "--epochs", "1", "--batch-size", "100", "--init", "random", "--quiet"]
+    args = ["--dataset", "mnist-sample", "--epochs", "1", "--batch-size", "100", "--init", "random",
+            "--quiet"]
     assert cli(capsys, "train", "gmvae", *args, "--out", run)[0] == 0
     code, out, _ = cli(capsys, "encode", run, "--out", tmp_path / "g.npz", "--split", "train")
     with np.load(tmp_path / "g.npz") as f:
