@@ -74,7 +74,7 @@ def evaluate_table(result: dict, dims: int, preprocess: str) -> str:
                 label = f"IWAE_{result['iwae_samples']}"
             rows.append((label + unit, f"{value:.4f}", f"{se:.4f}", "" if bits is None else f"{bits:.4f}"))
     shown = {f"{k}{s}{e}" for k in _BOUNDS for s in ("", "_per_step") for e in ("", "_se")}
-    shown |= {"model", "dataset", "split", "n"}
+    shown |= {"model", "dataset", "split", "n", "bits_per_dim", "iwae_bits_per_dim"}  # in the column
     rest = [(k, f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in result.items() if k not in shown]
     if preprocess not in BITS_OFFSET:  # no bits-per-dimension column
         rows = [r[:3] for r in rows]
