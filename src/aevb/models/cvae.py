@@ -5,21 +5,22 @@ For a label y (one-hot, C classes):
     p(z | y)    = N(A y, diag(softplus(B y))^2)        the tutorial's learned, label-dependent prior
                   or N(0, I) for every y                --prior standard
                   or sum_k pi_yk N(m_yk, diag(s_yk)^2)  --prior mixture: K learned components per label
-                  or sum_k pi_yk N(m_yk, S_yk)          --prior fitted: K full-covariance components
-                                                        per label, fitted to q's codes by EM
+                  or sum_k pi_yk N(m_yk, S_yk)          --prior fitted (`aevb train cvae`): K
+                                                        full-covariance components per label
     p(x | y, z) = CB(x; lambda(z, y))                   the VAE's decoder fed [z, y]
     q(z | x, y) = N(mu(x, y), diag(sigma(x, y))^2)      the VAE's encoder fed [x, y]
 
-Under each of these priors z carries the class (at most log C nats of KL), so whether z ~ p(z|y)
-decodes to digit y depends on how well p(z|y) covers where q(z|x,y) puts that class's images:
-a draw that lands outside them decodes to whatever the decoder made of that region, often another
-digit. For a fixed encoder the prior that maximises the ELBO is that aggregate posterior,
-(1/N_y) sum_{x of label y} q(z|x,y); `fitted` approximates it by maximum likelihood, refitting
-each label's mixture by EM to one draw of q per training image after every epoch (coordinate
-ascent on the ELBO's log p(z|y) term; the networks see it as fixed, the KL is estimated by Monte
-Carlo). The tutorial's diagonal Gaussian misses the codes' correlations (docs: Results, "The CVAE:
-which digit it draws"). The tutorial's recipe is the VAE's at batch 100. Labels come from the
-dataset.
+Under each of these priors z carries the class (at most log C nats of KL; the trained decoder
+ignores y), so a draw z ~ p(z|y) decodes to digit y only if it lands where q(z|x,y) puts that
+label's images; elsewhere the decoder draws whatever that region resembles, often another digit.
+The tutorial's diagonal Gaussian must be wide in every direction to cover codes spread along
+correlated ones, and a fifth of its draws miss. For a fixed encoder the prior that maximises the
+ELBO is the aggregate posterior (1/N_y) sum_{x of label y} q(z|x,y). So with `fitted` the networks
+train exactly as the tutorial's, against its Gaussian (analytic KL), and after every epoch each
+label's mixture is refitted by EM, a maximum-likelihood fit to one draw of q per training image of
+that label; evaluation and sampling use the mixture, with the KL term estimated from the draws
+(docs: Results, "The CVAE: which digit it draws"). The tutorial's recipe is the VAE's at batch 100.
+Labels come from the dataset.
 """
 
 from __future__ import annotations
