@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import os
 import sys
 import typing
@@ -15,6 +14,7 @@ import typing
 import torch
 
 from aevb import commands
+from aevb.argparser import Parser
 from aevb.config import DataConfig, TrainConfig, field_types, flag, flags, meta
 from aevb.errors import AevbError, Interrupted
 from aevb.models import registry
@@ -27,64 +27,6 @@ EXAMPLE = """example:
 _DATA_DIR_HELP = "data root for the run's dataset (default: the run's, $AEVB_DATA_DIR or the cache)"
 _RUN_HELP = "a run directory, or pretrained:NAME for a shipped model"
 _DEVICE_HELP = meta(TrainConfig, "device")["help"] + " (default: auto)"
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but usage errors are one line on stderr and exit code 2, an unknown flag gets the
-    closest known one suggested, and no flag may be abbreviated (`--epoch` is not `--epochs`)."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, allow_abbrev=False, **kwargs)
-
-    def parse_args(self, args=None, namespace=None):
-        self._argv = list(sys.argv[1:] if args is None else args)  # for `error` to find the command
-        return super().parse_args(args, namespace)
-
-    def error(self, message: str):
-        if message.startswith("unrecognized arguments: "):
-            unknown = [a.split("=")[0] for a in message.split(": ", 1)[1].split() if a.startswith("-")]
-            words, parser = self._command(getattr(self, "_argv", []))
-            known = sorted(parser._all_flags())
-            close = next((m for a in unknown for m in difflib.get_close_matches(a, known, 1, 0.6)), None)
-            if close:
-                message += f"; did you mean {close}?"
-            elif unknown and unknown[0] in self._all_flags():
-                command = " ".join(["aevb", *words])
-                message += f"; {unknown[0]} is not an option of `{command}` (see its --help)"
-        for action in self._actions:  # a missing or mistyped command or model: name the choices
-            if isinstance(action, argparse._SubParsersAction) and action.metavar in message:
-                wrong = message.split("invalid choice: '", 1)[-1].split("'")[0]
-                close = difflib.get_close_matches(wrong, list(action.choices), 1, 0.6)
-                if close and "invalid choice" in message:
-                    message += f"; did you mean {close[0]}?"
-                elif "required" in message:
-                    message += f" (one of {', '.join(action.choices)})"
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-    def format_help(self) -> str:
-        """argparse's help, then `appendix` where a parser has one (`aevb train`'s shared options;
-        kept out of the epilog, which the docs render as reStructuredText)."""
-        return super().format_help() + getattr(self, "appendix", "")
-
-    def _command(self, argv: list[str]) -> tuple[list[str], _Parser]:
-        """The command words in argv (["pretrained", "export"]) and the parser that reads the rest."""
-        for action in self._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                for i, word in enumerate(argv):
-                    if word in action.choices:
-                        words, parser = action.choices[word]._command(argv[i + 1:])
-                        return [word, *words], parser
-        return [], self
-
-    def _all_flags(self) -> set[str]:
-        """Every option string of this parser and of the commands under it."""
-        found = set()
-        for action in self._actions:
-            found.update(s for s in action.option_strings if s.startswith("--"))
-            if isinstance(action, argparse._SubParsersAction):
-                for sub in action.choices.values():
-                    found |= sub._all_flags()
-        return found
 
 
 def add_field(parser, cls, name: str, default) -> None:
@@ -133,7 +75,7 @@ def _shared_options(parser, recipe: dict | None) -> None:
 
 def _shared_help() -> str:
     """`aevb train --help`'s list of the options that every model takes after its name."""
-    p = _Parser(prog="aevb train MODEL", add_help=False)
+    p = Parser(prog="aevb train MODEL", add_help=False)
     _shared_options(p, None)
     groups = p.format_help().split("\n\n", 1)[1]  # drop the usage line
     return ("every model also takes these options, after its name;\n`aevb train MODEL --help` shows "
@@ -162,16 +104,16 @@ class _Version(argparse.Action):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="aevb", description="Latent-variable models trained with "
+    parser = Parser(prog="aevb", description="Latent-variable models trained with "
                      "Auto-Encoding Variational Bayes.", epilog=EXAMPLE,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action=_Version)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     p = sub.add_parser("train", help="train a model; `aevb train MODEL --help` for its options",
                        description="Train a model: aevb train MODEL [options]")
     p.appendix = "\n" + _shared_help()
-    msub = p.add_subparsers(dest="model", required=True, metavar="MODEL", parser_class=_Parser)
+    msub = p.add_subparsers(dest="model", required=True, metavar="MODEL", parser_class=Parser)
     for name, cls in registry.MODELS.items():
         _train_parser(msub, name, cls)
 
@@ -246,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     _recipe_run_flags(p, commands.SWEEP_FLAGS)
 
     p = sub.add_parser("pretrained", help="the shipped pretrained models")
-    psub = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    psub = p.add_subparsers(dest="action", required=True, parser_class=Parser)
     q = psub.add_parser("list", help="the shipped models and their metrics")
     q.add_argument("--json", action="store_true", help="print the model cards as one JSON object")
     q = psub.add_parser("export", help="(for maintainers) ship a finished run as a pretrained model")
