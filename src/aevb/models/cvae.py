@@ -142,10 +142,12 @@ class CVAE(LatentModel):
         self.train(was_training)
         first = not self.pz_fitted
         for label in range(self.n_classes):
-            mixture = (kmeans_start(z[labels == label], self.cfg.prior_components, train_cfg.seed)
-                       if first else (self.pz_loc[label], self.pz_tril[label], self.pz_log_weights[label]))
+            z_y = z[labels == label]  # (N_y, Dz): this label's codes
+            mixture = (kmeans_start(z_y, self.cfg.prior_components, train_cfg.seed) if first else
+                       (self.pz_loc[label], self.pz_tril[label], self.pz_log_weights[label]))
+            mixture = tuple(t.double() for t in mixture)
             for _ in range(EM_STEPS * (10 if first else 1)):
-                mixture = em_step(z[labels == label], *(t.double() for t in mixture))
+                mixture = em_step(z_y, *mixture)
             for buffer, value in zip((self.pz_loc, self.pz_tril, self.pz_log_weights), mixture, strict=True):
                 buffer[label] = value  # in place: a compiled step reads these tensors
         self.pz_fitted.fill_(True)
