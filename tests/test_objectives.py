@@ -191,3 +191,39 @@ def test_iwae_gradient_vanishes_at_the_maximum_likelihood_fit():
     assert exact_away.norm() > 0.1
     assert at_mle.norm() < 0.1 * exact_away.norm()  # zero within Monte Carlo error (0.04 measured)
     assert (away - exact_away).norm() < 0.1 * exact_away.norm()  # (0.02 measured)
+
+
+def test_kl_warmup_weighs_every_term_but_the_reconstruction(fa_and_x):
+    """beta = 1 is the ELBO; beta = 0 leaves E_q[log p(x|z)]; in between the prior
+    terms scale linearly, in the analytic and the Monte Carlo form, and with a summed-out y."""
+    model, x = fa_and_x
+    with torch.no_grad():
+        t = model.terms(x, k=3)
+        one, zero, half = (torch.tensor(b) for b in (1.0, 0.0, 0.5))
+        for analytic in (True, False):
+            torch.testing.assert_close(elbo(t, analytic, beta=one), elbo(t, analytic))
+            torch.testing.assert_close(elbo(t, analytic, beta=zero), t.log_px.mean(0))
+            torch.testing.assert_close(elbo(t, analytic, beta=half),
+                                       (elbo(t, analytic) + t.log_px.mean(0)) / 2)
+        C = 4
+        log_qy = torch.log_softmax(torch.randn(C, x.shape[0]), 0)
+        ty = Terms(log_px=t.log_px[:, None].expand(-1, C, -1), log_pz=t.log_pz[:, None].expand(-1, C, -1),
+                   log_qz=t.log_qz[:, None].expand(-1, C, -1), kl=None, log_qy=log_qy)
+        recon = (log_qy.exp() * t.log_px.mean(0)).sum(0)
+        torch.testing.assert_close(elbo(ty, beta=half), (elbo(ty) + recon) / 2)
+        torch.testing.assert_close(bound(t, "elbo", beta=one), bound(t, "elbo"))
+
+
+def test_kl_warmup_rises_linearly_over_its_epochs():
+    from aevb.config import TrainConfig
+    from aevb.training.step import TrainStep
+
+    model = FactorAnalysis(FAConfig(latent_dim=2), (4,))
+    step = TrainStep(model, TrainConfig(kl_warmup=2, compile=False), planned_steps=100, steps_per_epoch=10)
+    x = torch.randn(8, 4)
+    seen = []
+    for n in (0, 5, 10, 19, 20, 50):
+        step(x, None, n)
+        seen.append(step.beta.item())
+    assert seen == pytest.approx([0.0, 0.25, 0.5, 0.95, 1.0, 1.0])
+    assert TrainStep(model, TrainConfig(), 100, 10).beta is None  # no warm-up: the plain ELBO

@@ -66,6 +66,9 @@ class TrainConfig:
                             choices=("elbo", "iwae"), noun="objective")
     train_samples: int = option(1, "draws of z per datapoint in the training objective (K of IWAE_K)",
                                 low=1)
+    kl_warmup: int = option(0, "epochs over which the ELBO's KL term is weighed from 0 up to 1, "
+                            "the reconstruction fully (Sønderby et al. 2016; the logged training ELBO is the "
+                            "weighed one meanwhile); 0: none", low=0)
     eval_batch_size: int = option(1000, "datapoints per batch when evaluating", low=1)
     eval_samples: int = option(10, "samples of z per test point in the logged test ELBO", low=1)
     precision: str = option("fp32", "bf16 runs the networks' layers in bfloat16 (densities, ELBO and "

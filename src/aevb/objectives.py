@@ -8,7 +8,8 @@ Both reduce `Terms` from `LatentModel.terms`; this is the only place log-weights
 
 ELBO <= IWAE_K <= log p(x), and IWAE_K -> log p(x) as K grows. Training maximises either
 (`bound`, `--objective elbo|iwae` with K = `--train-samples`); with K = 1 the two are the same
-Monte Carlo estimate.
+Monte Carlo estimate. KL warm-up (`--kl-warmup N`, Sønderby et al. 2016) trains on the ELBO with
+every term but log p(x|z) weighted by beta, rising from 0 to 1 over the first N epochs.
 
 With a discrete y summed out (terms with a component axis C and q(y|x) in `log_qy`):
 
@@ -36,15 +37,19 @@ def log_weights(t: Terms) -> torch.Tensor:
     return lw if t.log_qy is None else torch.logsumexp(lw, dim=1)
 
 
-def elbo(t: Terms, analytic_kl: bool = True) -> torch.Tensor:
-    """The evidence lower bound per datapoint, (B,), averaged over the K draws."""
+def elbo(t: Terms, analytic_kl: bool = True, beta: torch.Tensor | None = None) -> torch.Tensor:
+    """The evidence lower bound per datapoint, (B,), averaged over the K draws. `beta` (a 0-dim
+    tensor) weighs every term but log p(x|z), as KL warm-up does; None is the ELBO itself."""
     if analytic_kl and t.kl is not None:
-        per = t.log_px.mean(0) - t.kl  # (B,) or (C, B)
-    else:
+        per = t.log_px.mean(0) - (t.kl if beta is None else beta * t.kl)  # (B,) or (C, B)
+    elif beta is None:
         per = (t.log_px + t.log_pz - t.log_qz).mean(0)
+    else:
+        per = (t.log_px + beta * (t.log_pz - t.log_qz)).mean(0)
     if t.log_qy is None:
         return per
-    return (t.log_qy.exp() * (per - t.log_qy)).sum(0)  # sum_y q(y|x) [ELBO_y - log q(y|x)]
+    log_qy = t.log_qy if beta is None else beta * t.log_qy
+    return (t.log_qy.exp() * (per - log_qy)).sum(0)  # sum_y q(y|x) [ELBO_y - log q(y|x)]
 
 
 def iwae_bound(t: Terms) -> torch.Tensor:
@@ -56,14 +61,15 @@ def iwae_bound(t: Terms) -> torch.Tensor:
 OBJECTIVES = {"elbo": elbo, "iwae": iwae_bound}  # what `--objective` names: Terms -> (B,)
 
 
-def bound(t: Terms, objective: str = "elbo") -> torch.Tensor:
-    """The training objective per datapoint, (B,): the ELBO, or IWAE_K over the K draws of `t`.
+def bound(t: Terms, objective: str = "elbo", beta: torch.Tensor | None = None) -> torch.Tensor:
+    """The training objective per datapoint, (B,): the ELBO, or IWAE_K over the K draws of `t`;
+    `beta`, during `--kl-warmup`, weighs the ELBO's prior terms (`elbo`).
 
         >>> from aevb.models.fa import FAConfig, FactorAnalysis
         >>> bound(FactorAnalysis(FAConfig(), (5,)).terms(torch.zeros(3, 5), k=4), "iwae").shape
         torch.Size([3])
     """
-    return OBJECTIVES[objective](t)
+    return OBJECTIVES[objective](t) if beta is None else elbo(t, beta=beta)
 
 
 def chunk_logsumexp(model: LatentModel, x: torch.Tensor, c: torch.Tensor | None, k: int) -> torch.Tensor:

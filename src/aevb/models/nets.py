@@ -139,3 +139,13 @@ class LikelihoodHead(nn.Module):
         if self.kind == "bernoulli":
             return Independent(Bernoulli(logits=a), 1)
         return Independent(Normal(a, self.log_std.exp().expand_as(a)), 1)
+
+    @torch.no_grad()
+    def start_at(self, mean: torch.Tensor) -> None:
+        """Set the output bias to the logit of `mean` (D,) for the Bernoulli families (the mean
+        clipped to [0.001, 0.999]: a pixel that is always 0 would ask for -inf), to `mean` for the
+        Gaussian: the decoder then starts at the data's average instead of at 0.5 everywhere."""
+        if self.kind == "gaussian":
+            self.out.bias.copy_(mean)
+        else:
+            self.out.bias.copy_(torch.logit(mean.clamp(1e-3, 1 - 1e-3)))

@@ -21,6 +21,8 @@ from aevb.data.support import LIKELIHOODS
 from aevb.models.base import LatentModel
 from aevb.models.nets import ACTIVATIONS, GaussianHead, LikelihoodHead, mlp
 
+OUTPUT_BIAS = ("random", "data")
+
 
 @dataclass(frozen=True)
 class VAEConfig:
@@ -33,6 +35,9 @@ class VAEConfig:
                              choices=LIKELIHOODS, noun="likelihood")
     activation: str = option("relu", "the hidden layers' activation (tanh: Burda et al. 2015's "
                              "benchmark architecture)", choices=tuple(ACTIVATIONS), noun="activation")
+    output_bias: str = option("random", "how the decoder's output bias starts: random, as torch "
+                              "initialises it, or data: p(x|z) centred on the training set's mean "
+                              "datapoint (Burda et al. 2015)", choices=OUTPUT_BIAS, noun="output bias")
 
 
 class VAE(LatentModel):
@@ -66,3 +71,14 @@ class VAE(LatentModel):
     def posterior(self, x, c=None):
         """q(z | x) = N(mu(x), diag(sigma(x))^2)."""
         return self.q_head(self.encoder(x))
+
+    @torch.no_grad()
+    def start(self, data, train_cfg, quiet: bool = False) -> dict:
+        """--output-bias data: set the decoder's output bias from the mean preprocessed training
+        datapoint (one pass; a dynamic binarization's draw averages to pixel / 255)."""
+        if self.cfg.output_bias == "random":
+            return {}
+        gen = torch.Generator(device=data.train.x.device).manual_seed(train_cfg.seed)
+        total = sum(batch.x.sum(0) for batch in data.batches("train", 10_000, gen))  # (D,)
+        self.px_head.start_at((total / len(data.train)).to(self.px_head.out.bias.device))
+        return {}

@@ -149,6 +149,9 @@ def build_config(model: str, sources: list[tuple[str, dict]] = (), saved: RunCon
     if cfg.train.lr_schedule != "constant" and cfg.train.lr_decay_from is not None:
         raise AevbError(f"--lr-schedule {cfg.train.lr_schedule} and --lr-decay-from each set the "
                         "learning rate; give one of them")
+    if cfg.train.kl_warmup and cfg.train.objective != "elbo":
+        raise AevbError(f"--kl-warmup weighs the ELBO's KL term, and --objective {cfg.train.objective} "
+                        "has none; drop --kl-warmup or use --objective elbo")
     if saved is None:
         cls.check_config(cfg.model_config)  # e.g. a library the model's start needs
     train = _resolve_for_device(cfg.train, cls)

@@ -62,17 +62,22 @@ class TrainStep:
             device.type == "cuda" and self.world == 1)
         self.graphed = GraphedStep(self._device_step) if graphs else None
         self.set_lr(cfg.lr)
+        # --kl-warmup: the KL term's weight, a device tensor filled in place (no recompiles)
+        self.warmup_steps = cfg.kl_warmup * steps_per_epoch
+        self.beta = torch.ones((), device=device) if self.warmup_steps else None
 
     def elbo(self, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         """The training objective of each datapoint, (B,): the ELBO, or IWAE_K with `--objective
         iwae`; run it under `self.autocast`."""
-        return bound(self.model.terms(x, c, self.cfg.train_samples), self.cfg.objective)
+        return bound(self.model.terms(x, c, self.cfg.train_samples), self.cfg.objective, self.beta)
 
     def __call__(self, x: torch.Tensor, c: torch.Tensor | None, n: int,
                  global_batch: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Step number n + 1 (n: steps taken before it); under torchrun x is this rank's shard of a
         batch of `global_batch` rows. Returns (summed ELBO of the batch, fault flags)."""
         self.model.train()
+        if self.beta is not None:  # rises linearly from 0 at the first step to 1 after the warm-up
+            self.beta.fill_(min(1.0, n / self.warmup_steps))
         if not self.compiling and self.compile_from is not None and n >= self.compile_from:
             self.compiling = True
             self.reset()  # a captured graph holds the eager step: capture the compiled one
