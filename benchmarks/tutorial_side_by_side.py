@@ -8,13 +8,18 @@ the 8-bit images, in bits per dimension (docs: Concepts). The weights are for co
 are never shipped.
 
     python benchmarks/tutorial_side_by_side.py --weights ../shared/tutorial-weights --data-dir ../shared/data
-    python benchmarks/tutorial_side_by_side.py --weights DIR --data-dir DIR --iwae-samples 1000 \
-        --run "tutorial recipe, retrained=runs/vae-tutorial-style"
+    python benchmarks/tutorial_retrain.py --data-dir ../shared/data --out runs/tutorial-retrained
+    python benchmarks/tutorial_side_by_side.py --weights ../shared/tutorial-weights \
+        --data-dir ../shared/data --retrained runs/tutorial-retrained --iwae-samples 1000
+
+`--retrained DIR` adds the tutorial's recipes trained again by its notebooks' code
+(`tutorial_retrain.py`, which writes DIR in the layout of the tutorial's files).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import torch
@@ -66,6 +71,7 @@ def main() -> None:
     p.add_argument("--elbo-samples", type=int, default=100)
     p.add_argument("--iwae-samples", type=int, default=0)
     p.add_argument("--subset", type=int, default=None, help="only the first N test images")
+    p.add_argument("--retrained", type=Path, default=None, help="the folder `tutorial_retrain.py` wrote")
     p.add_argument("--run", action="append", default=[], metavar="LABEL=RUN",
                    help="another run to score beside them, e.g. the tutorial's recipe retrained")
     args = p.parse_args()
@@ -74,6 +80,10 @@ def main() -> None:
     for name in ("vae", "cvae"):
         entries.append((f"the tutorial's {name.upper()} (its shipped weights)", name,
                         tutorial_model(name, args.weights)))
+        if args.retrained:
+            epochs = json.loads((args.retrained / "log.json").read_text())[name]["epochs"]
+            label = f"the tutorial's {name.upper()} retrained by its notebook's code ({epochs} epochs)"
+            entries.append((label, name, tutorial_model(name, args.retrained)))
         entries += [(f"aevb `{s}`", name, load_model(f"pretrained:{s}")[0]) for s in SHIPPED[name]]
     for item in args.run:
         label, run = item.split("=", 1)

@@ -3,6 +3,7 @@ what it says it measures. The figures are for the benchmarks to print, not for t
 Scripts that compile models, train under torchrun or read the full MNIST are slow (about five
 minutes in all on 2 cores); the rest run in the default suite."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -24,6 +25,8 @@ slow = pytest.mark.slow
 # every script at the top of benchmarks/, and the test below that runs it
 SMOKE_TESTED = {
     "ae_cluster_probe.py": "test_ae_cluster_probe",
+    "burda_levers.py": "test_burda_levers_compares_each_lever_with_the_recipe",
+    "burda_table.py": "test_burda_table_puts_a_reproduced_run_beside_burda",
     "cvae_label_accuracy.py": "test_cvae_label_accuracy",
     "distributed.py": "test_distributed_compares_one_process_with_two",
     "gpu_check.sh": "test_gpu_check",
@@ -36,6 +39,7 @@ SMOKE_TESTED = {
     "throughput.py": "test_throughput_times_a_compiled_step_and_counts_flops_on_an_eager_one",
     "time_to_quality.py": "test_time_to_quality_sees_aevbs_vae_pass_the_tutorials_number",
     "tutorial_loops.py": "test_the_notebook_loops_train_and_score",
+    "tutorial_retrain.py": "test_tutorial_retrain_writes_weights_the_side_by_side_scores",
     "tutorial_side_by_side.py": "test_tutorial_side_by_side_scores_weights_in_the_tutorials_layout",
     "vae_ceiling.py": "test_vae_ceiling_prints_every_loop",
     "versions.py": "test_versions_compares_two_checkouts",
@@ -141,6 +145,44 @@ def test_tutorial_side_by_side_scores_weights_in_the_tutorials_layout(tmp_path):
                 "mnist-sample", "--subset", "20", "--elbo-samples", "1", "--iwae-samples", "2")
     rows = [line for line in out.splitlines() if line.startswith(("| the tutorial's", "| aevb"))]
     assert len(rows) == 5 and all(len(r.split(" | ")) == 6 for r in rows)
+
+
+def test_tutorial_retrain_writes_weights_the_side_by_side_scores(tmp_path):
+    """The notebooks' VAE and CVAE, one epoch each, saved in the tutorial's layout: the side-by-side
+    loads them (strictly, every tensor) and scores them beside the shipped weights' layout."""
+    bench("benchmarks/tutorial_retrain.py", "--dataset", "mnist-sample", "--epochs", "1",
+          "--out", str(tmp_path))
+    log = json.loads((tmp_path / "log.json").read_text())
+    assert [log[m]["epochs"] for m in ("vae", "cvae")] == [1, 1]
+    assert log["vae"]["test_elbo_torch_normaliser"][0] > 0  # a density on [0, 1]^784: positive nats
+    out = bench("benchmarks/tutorial_side_by_side.py", "--weights", str(tmp_path),
+                "--retrained", str(tmp_path), "--dataset", "mnist-sample", "--subset", "20",
+                "--elbo-samples", "1")
+    shipped, retrained = row(out, "| the tutorial's VAE (its"), row(out, "| the tutorial's VAE retrained")
+    assert shipped[2] == retrained[2]  # the same weights, loaded both ways, score the same
+
+
+@slow  # six short trainings: about a minute
+def test_burda_levers_compares_each_lever_with_the_recipe(tmp_path):
+    out = bench("benchmarks/burda_levers.py", "--dataset", "mnist-sample", "--epochs", "2",
+                "--iwae-samples", "2", "--out", str(tmp_path))
+    assert row(out, "| constant learning rate")[3] == "+0.00 (s.e. 0.00)"  # the plain start against itself
+    saved = json.loads((tmp_path / "levers.json").read_text())["levers"]
+    assert len(saved) == 6
+    assert saved["cosine, and the output bias from the data"]["settings"]["output_bias"] == "data"
+
+
+def test_burda_table_puts_a_reproduced_run_beside_burda(tmp_path):
+    shipped = ROOT / "docs" / "gallery" / "vae-bernoulli" / "results.json"
+    out = bench("benchmarks/burda_table.py", str(shipped))
+    cells = row(out, "| VAE, k = 1")
+    assert cells[3] == "86.76" and 80 < float(cells[1].split()[0]) < 100
+    r = json.loads(shipped.read_text())
+    r["metrics"]["iwae_samples"] = 100
+    (tmp_path / "results.json").write_text(json.dumps(r))
+    done = subprocess.run([sys.executable, "benchmarks/burda_table.py", str(tmp_path / "results.json")],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode != 0 and "IWAE_100, not IWAE_5000" in done.stderr
 
 
 def test_precision_pretrained(tiny_runs):
