@@ -80,5 +80,5 @@ class VAE(LatentModel):
             return {}
         gen = torch.Generator(device=data.train.x.device).manual_seed(train_cfg.seed)
         total = sum(batch.x.sum(0) for batch in data.batches("train", 10_000, gen))  # (D,)
-        self.px_head.start_at((total / len(data.train)).to(self.px_head.out.bias.device))
+        self.px_head.start_at(total / len(data.train))  # copy_ moves it to the bias's device
         return {}

@@ -76,7 +76,7 @@ class TrainStep:
         """Step number n + 1 (n: steps taken before it); under torchrun x is this rank's shard of a
         batch of `global_batch` rows. Returns (summed ELBO of the batch, fault flags)."""
         self.model.train()
-        if self.beta is not None:  # rises linearly from 0 at the first step to 1 after the warm-up
+        if self.beta is not None and n <= self.warmup_steps:  # 0 at the first step, 1 from the warm-up's end
             self.beta.fill_(min(1.0, n / self.warmup_steps))
         if not self.compiling and self.compile_from is not None and n >= self.compile_from:
             self.compiling = True
