@@ -237,6 +237,22 @@ def test_iwae_training_of_fa_gets_at_least_as_close_to_maximum_likelihood_as_the
     assert best - scores["iwae"] < 0.02, (scores, best)
 
 
+def test_an_iwae_run_names_its_training_bound_in_the_log_and_the_learning_curve(tmp_path, capsys,
+                                                                                 monkeypatch):
+    """Its train column is IWAE_K, not an ELBO: labelled so, it is not read as overfitting."""
+    from aevb.reports import figures, plots
+
+    runs.train(fa_config(epochs=1, objective="iwae", train_samples=3), tmp_path / "run")
+    assert "train IWAE_3 " in capsys.readouterr().out
+    drawn = []
+    monkeypatch.setattr(plots, "learning_curve", lambda *a, **k: drawn.append(a) or tmp_path / "x.png")
+    figures.write(tmp_path / "run", tmp_path / "figures")
+    assert drawn[0][3] == "IWAE_3"
+    legend = plots.learning_curve([{"epoch": 1, "train_elbo": -9.0, "test_elbo": -9.5}],
+                                  objective="IWAE_3").axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["train IWAE_3", "test ELBO"]
+
+
 def test_burdas_schedule_divides_the_rate_by_10_to_the_1_7_after_1_3_9_27_epochs(tmp_path):
     trainer = runs.train(fa_config(epochs=5, lr=0.01, lr_schedule="burda"), tmp_path / "run", quiet=True)
     per_epoch = trainer.steps_per_epoch

@@ -61,6 +61,15 @@ def iwae_bound(t: Terms) -> torch.Tensor:
 OBJECTIVES = {"elbo": elbo, "iwae": iwae_bound}  # what `--objective` names: Terms -> (B,)
 
 
+def name(objective: str, samples: int) -> str:
+    """What logs and figures call a training objective.
+
+        >>> name("iwae", 5), name("elbo", 1)
+        ('IWAE_5', 'ELBO')
+    """
+    return f"IWAE_{samples}" if objective == "iwae" else "ELBO"
+
+
 def bound(t: Terms, objective: str = "elbo", beta: torch.Tensor | None = None) -> torch.Tensor:
     """The training objective per datapoint, (B,): the ELBO, or IWAE_K over the K draws of `t`;
     `beta`, during `--kl-warmup`, weighs the ELBO's prior terms (`elbo`).

@@ -18,6 +18,7 @@ import torch
 
 from aevb import clustering
 from aevb.evaluate import cluster_assignments, seeded
+from aevb.objectives import name
 from aevb.reports import plots
 from aevb.runs.load import open_run
 from aevb.runs.pretrained import PREFIX
@@ -65,7 +66,8 @@ def write(run: str | Path, out: Path, data_dir: str | None = None, dataset: str 
     written = []
     if meta["metrics"]:
         written.append(plots.learning_curve(meta["metrics"], out / "learning-curve.png",
-                                            f"{cfg.model} on {info['dataset']}"))
+                                            f"{cfg.model} on {info['dataset']}",
+                                            name(cfg.train.objective, cfg.train.train_samples)))
     if data.image_shape is None:
         with seeded(seed, data.test.x.device):
             x = model.sample(len(data.test)).cpu().numpy()

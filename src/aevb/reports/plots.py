@@ -33,15 +33,17 @@ def save(fig, path: Path | None):
     return path
 
 
-def learning_curve(metrics: list[dict], path: Path | None = None, title: str = ""):
-    """Train and test ELBO per epoch, in nats per datapoint; beside it the test cluster accuracy
-    (with purity and NMI) for models that log them."""
+def learning_curve(metrics: list[dict], path: Path | None = None, title: str = "",
+                   objective: str = "ELBO"):
+    """The training objective (`objective` names it: ELBO, IWAE_5 ...) and the test ELBO per epoch,
+    in nats per datapoint; beside it the test cluster accuracy (with purity and NMI) for models
+    that log them."""
     clusters = any("test_cluster_accuracy" in m for m in metrics)
     fig = figure(10.0 if clusters else 5.5, 3.6)
     axes = fig.subplots(1, 2 if clusters else 1, squeeze=False)[0]
     epochs = [m["epoch"] for m in metrics]
     ax = axes[0]
-    ax.plot(epochs, [m["train_elbo"] for m in metrics], label="train ELBO", color="0.6")
+    ax.plot(epochs, [m["train_elbo"] for m in metrics], label=f"train {objective}", color="0.6")
     ax.plot(epochs, [m["test_elbo"] for m in metrics], label="test ELBO", color="C0")
     ax.set_xlabel("epoch")
     ax.set_ylabel("nats per datapoint")

@@ -22,6 +22,7 @@ from aevb.data.containers import Batch, Data
 from aevb.errors import AevbError
 from aevb.evaluate import epoch_metrics
 from aevb.models.base import LatentModel
+from aevb.objectives import name
 from aevb.runtime import distributed
 from aevb.training import faults, state
 from aevb.training.step import TrainStep
@@ -257,7 +258,8 @@ class Trainer:
             extra = "".join(f"  {k[5:].replace('_', ' ')} {v:.3f}" for k, v in record.items()
                             if k.startswith("test_") and k != "test_elbo")
             tqdm.write(f"epoch {record['epoch']:g}  step {record['step']}  "
-                       f"train ELBO {record['train_elbo']:.3f}  test ELBO {record['test_elbo']:.3f}"
+                       f"train {name(self.cfg.objective, self.cfg.train_samples)} "
+                       f"{record['train_elbo']:.3f}  test ELBO {record['test_elbo']:.3f}"
                        f"{extra}  ({record['seconds']:.1f}s)")
         if self.writes:
             self.run.append_metrics(record)
