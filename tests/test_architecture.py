@@ -13,7 +13,7 @@ from aevb.models import registry
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "aevb"
-MAX_LINES = 300
+MAX_LINES = 400  # "most modules stay under about 400 lines": a module past it has more than one job
 # Imported inside functions because they are slow to import or optional, never to dodge a cycle.
 LAZY_ALLOWED = ("matplotlib", "umap", "sklearn", "scipy", "torch._inductor", "tensorboard",
                 "torch.utils.tensorboard")  # tensorboard: an optional extra
@@ -55,7 +55,7 @@ def graph() -> dict[str, set[str]]:
             for name, path in MODULES.items()}
 
 
-def test_no_module_is_longer_than_300_lines():
+def test_no_module_is_longer_than_400_lines():
     lines = {name: len(path.read_text().splitlines()) for name, path in MODULES.items()}
     assert not {name: n for name, n in lines.items() if n > MAX_LINES}
 
@@ -81,8 +81,9 @@ def test_aevbs_modules_import_each_other_without_a_cycle():
 
 
 def test_imports_inside_functions_are_only_of_slow_or_optional_libraries():
+    startup = {("aevb.entry", "aevb.cli")}  # the program loads torch where Ctrl-C is handled
     lazy = [(name, m) for name, path in MODULES.items() for m, inside in imports(name, path)
-            if inside and not m.startswith(LAZY_ALLOWED)]
+            if inside and not m.startswith(LAZY_ALLOWED) and (name, m) not in startup]
     assert not lazy, lazy
 
 

@@ -172,7 +172,34 @@ CASES = [
     ("unknown --on-nan", lambda t, m, r: ["train", "fa", "--on-nan", "ignore"], "one of stop, rollback"),
     ("unknown precision", lambda t, m, r: ["train", "fa", "--precision", "fp8"], "unknown precision"),
     ("negative --iwae-samples", lambda t, m, r: ["evaluate", str(r), "--iwae-samples", "-1"],
-     "--iwae-samples must be >= 0"),
+     "--iwae-samples (iwae_samples= of Run.evaluate) must be at least 0, got -1"),
+    ("negative evaluate --batch-size", lambda t, m, r: ["evaluate", str(r), "--batch-size", "-5"],
+     "--batch-size (batch_size= of Run.evaluate) must be at least 1, got -5"),
+    ("no samples", lambda t, m, r: ["sample", str(r), "--n", "0", "--out", str(t / "s.npy")],
+     "--n (n= of Run.sample) must be at least 1"),
+    ("encode batches of none", lambda t, m, r: [
+        "encode", str(r), "--batch-size", "0", "--out", str(t / "z.npy")],
+     "--batch-size (batch_size= of Run.codes)"),
+    ("negative seed", lambda t, m, r: ["train", "fa", "--seed", "-1"],
+     "seed (--seed or 'seed' in a config file) must be at least 0"),
+    ("config.json with a null section", lambda t, m, r: [
+        "train", "fa", "--config", str(write(t / "config.json", '{"model": "fa", "train": null}'))],
+     "config.json: 'train' must be a table ([train] in TOML, an object in JSON), got null"),
+    ("TOML section that is a string", lambda t, m, r: [
+        "train", "fa", "--config", str(write(t / "c.toml", 'model = "fa"\ntrain = "fast"\n'))],
+     "c.toml: 'train' must be a table"),
+    ("TOML model that is a number", lambda t, m, r: [
+        "train", "fa", "--config", str(write(t / "c.toml", 'model = 3\n'))],
+     "c.toml: 'model' must be a string"),
+    ("TOML value out of range names the file", lambda t, m, r: [
+        "train", "fa", "--config", str(write(t / "c.toml", '[train]\nepochs = 0\n'))],
+     "c.toml: epochs (--epochs or 'epochs' in a config file) must be at least 1"),
+    ("CVAE test label never trained", lambda t, m, r: ["train", "cvae", *NPZ, npz(
+        t / "a.npz", x_train=images(), x_test=images(), y_train=np.arange(8) % 2, y_test=np.arange(8) % 3)],
+     "y_test holds label 2, which y_train never has"),
+    ("GMVAE start on too few points", lambda t, m, r: ["train", "gmvae", *NPZ, npz(
+        t / "a.npz", x_train=images().round(), x_test=images().round())],
+     "the autoencoder-umap start needs at least 12 training points"),
     ("unknown pretrained model", lambda t, m, r: ["evaluate", "pretrained:vae-imagenet"],
      "no pretrained model 'vae-imagenet'"),
     # -- output directories --
@@ -183,7 +210,7 @@ CASES = [
      "holds other files"),
     ("out is a file", lambda t, m, r: ["train", "fa", "--out", str(write(t / "f", "x"))], "is a file"),
     ("out cannot be written", lambda t, m, r: ["train", "fa", "--out", f"{write(t / 'f', 'x')}/run"],
-     "cannot write the run directory"),
+     "(Not a directory); nothing was written: a part of the path is a file, not a folder"),
     ("--resume with --overwrite", lambda t, m, r: [
         "train", "fa", "--resume", "--overwrite", "--out", str(t / "x")], "give one"),
     # -- checkpoints --

@@ -236,6 +236,23 @@ def test_a_signal_saves_mid_epoch_and_resume_ends_where_an_uninterrupted_run_doe
     assert_same(run, uninterrupted)
 
 
+@pytest.mark.parametrize("after", [0.3, 1.0, 2.0])
+def test_ctrl_c_at_any_moment_even_while_libraries_load_is_one_line_and_exit_130(tmp_path, after):
+    run = tmp_path / "run"
+    p = aevb(*TRAIN, "--out", run, wait=False)
+    time.sleep(after)  # torch loads for about a second; then the run is set up and trains
+    p.send_signal(signal.SIGINT)
+    p.wait(timeout=60)
+    err = p.stderr.read()
+    assert p.returncode == 130 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith("aevb: ")
+    if run.exists():  # whatever was written is whole and goes on
+        finite_checkpoint(run)
+        assert aevb(*TRAIN, "--out", run, "--resume").returncode == 0
+    else:
+        assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("argv, hint", [
     (["reproduce", "fa-tutorial", "--out", "R"], "`aevb reproduce fa-tutorial --resume --out R`"),
     (["sweep", "fa-tutorial", "--seeds", "0-1", "--out", "S"],

@@ -108,3 +108,19 @@ def test_bad_start_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys)
     assert code != 0 and not out.exists()
     assert "needs umap-learn, a dependency of aevb that this install lacks; install it with " \
         "pip install umap-learn" in capsys.readouterr().err
+
+
+def test_the_start_takes_at_most_max_steps_in_each_of_its_fits(monkeypatch):
+    pytest.importorskip("umap")
+    cfg, data, model = small_setup("autoencoder-umap", max_steps=2)
+    steps = []
+    real = torch.optim.Adam.step
+
+    def counted(self, *args, **kwargs):
+        steps.append(id(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", counted)
+    model.start(data, cfg.train, quiet=True)
+    per_fit = [steps.count(opt) for opt in dict.fromkeys(steps)]
+    assert per_fit == [2, 2]  # the autoencoder's 30 epochs and q(y|x)'s 1,200 steps, cut at 2

@@ -4,6 +4,7 @@ the run keeps its last good state, from which --resume goes on."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,9 +14,11 @@ from pathlib import Path
 import pytest
 from safetensors import SafetensorError
 
+from aevb.api import Run
 from aevb.cli import main
+from aevb.errors import AevbError
 from aevb.runs import checkpoints
-from aevb.runs.directory import RunDirectory
+from aevb.runs.directory import CHECKPOINT, FIGURES, METRICS, OWN, TENSORBOARD, RunDirectory
 from aevb.runs.load import load_checkpoint
 
 FA = ["train", "fa", "--quiet"]
@@ -112,7 +115,7 @@ def test_a_full_disk_mid_run_keeps_the_last_checkpoint_and_resume_goes_on(tmp_pa
     assert main([*FA, "--epochs", "3", "--out", str(run)]) == 2
     err = one_error_line(capsys)
     assert f"cannot write {run / 'checkpoint.safetensors'} (No space left on device" in err
-    assert "the run keeps its checkpoint of step 32: free some disk space and continue it with --resume" \
+    assert "the run keeps its checkpoint of step 32: free some disk space, then continue it with --resume" \
         in err
     assert load_checkpoint(run)[1]["step"] == 32
     assert sorted(p.name for p in run.iterdir()) == [".lock", "checkpoint.safetensors", "config.json",
@@ -193,3 +196,81 @@ def test_every_other_write_on_a_full_disk_is_one_line_naming_the_file(small_disk
     assert f"{small_disk}/" in err and "No space left on device" in err, err
     written = sorted(p.name for p in small_disk.rglob("*") if p.is_file())
     assert written == [filler.name]  # nothing half-written
+
+
+# -- a run directory is untrusted input: links planted in it are never followed -----------------
+
+
+def tree(folder: Path) -> dict[str, bytes | str]:
+    """Every path under `folder` (links not followed): a file's bytes, a link's target."""
+    return {str(p.relative_to(folder)): (os.readlink(p) if p.is_symlink() else p.read_bytes())
+            for p in sorted(folder.rglob("*")) if p.is_symlink() or p.is_file()}
+
+
+@pytest.mark.parametrize("name", OWN)
+def test_a_link_planted_in_a_run_is_refused_and_never_followed(tmp_path, fa_run, capsys, name):
+    run, outside = tmp_path / "run", tmp_path / "outside"
+    shutil.copytree(fa_run, run)
+    (outside / "folder").mkdir(parents=True)
+    (outside / "secret.txt").write_text("not aevb's")
+    target = outside / ("folder" if name in (FIGURES, TENSORBOARD) else "secret.txt")
+    if (run / name).is_file():
+        (run / name).unlink()
+    (run / name).symlink_to(target)
+    before, theirs = tree(run), tree(outside)
+    assert main([*FA, "--resume", "--epochs", "2", "--tensorboard", "--out", str(run)]) == 2
+    err = one_error_line(capsys)
+    assert f"{run / name} is a symbolic link; aevb never follows a link inside a run directory" in err
+    assert main([*FA, "--overwrite", "--max-steps", "2", "--out", str(run)]) == 2
+    one_error_line(capsys)
+    if name in (FIGURES, CHECKPOINT):  # `aevb figures` writes into RUN/figures (FA's take a while)
+        assert main(["figures", str(run)]) == 2
+    assert main(["evaluate", str(run), "--subset", "10"]) == (2 if name == CHECKPOINT else 0)
+    capsys.readouterr()
+    if name == METRICS:
+        with pytest.raises(AevbError, match="is a symbolic link"):
+            _ = Run(run).metrics
+    assert tree(outside) == theirs  # nothing outside the run was read into it or written
+    after = tree(run)
+    assert {k: v for k, v in after.items() } == before
+
+
+def test_an_out_that_is_the_users_own_link_to_a_folder_is_followed(tmp_path, capsys):
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "runs").symlink_to(tmp_path / "disk")
+    (tmp_path / "disk" / "run").mkdir()
+    (tmp_path / "mine").symlink_to(tmp_path / "disk" / "run")
+    assert main([*FA, "--max-steps", "2", "--out", str(tmp_path / "mine")]) == 0
+    assert main([*FA, "--max-steps", "2", "--out", str(tmp_path / "runs" / "other")]) == 0
+    assert (tmp_path / "disk" / "run" / CHECKPOINT).is_file()
+    assert (tmp_path / "disk" / "other" / CHECKPOINT).is_file()
+
+
+def test_two_new_runs_into_one_out_say_so(tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    real = os.replace
+
+    def first_the_other(src, dst):  # another process's run lands just before ours
+        if Path(dst) == run:
+            run.mkdir()
+            (run / "config.json").write_text("{}")
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", first_the_other)
+    assert main([*FA, "--max-steps", "2", "--out", str(run)]) == 2
+    err = one_error_line(capsys)
+    assert "another process created it while this run was being set up; nothing was written" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_a_damaged_metrics_file_is_named_and_the_run_goes_on(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main([*FA, "--epochs", "3", "--out", str(run)]) == 0
+    lines = (run / METRICS).read_text().splitlines()
+    (run / METRICS).write_text("\n".join(lines[:2]) + "\n" + lines[2][:40])  # the last line cut short
+    with pytest.raises(AevbError, match=r"metrics.jsonl: line 3 is damaged \(.*\); the checkpoint is whole"):
+        _ = Run(run).metrics
+    assert main(["evaluate", str(run), "--subset", "10"]) == 0
+    assert main(["sample", str(run), "--n", "3", "--out", str(tmp_path / "s.npy")]) == 0
+    assert main([*FA, "--resume", "--epochs", "4", "--out", str(run)]) == 0
+    assert [m["epoch"] for m in Run(run).metrics] == [1, 2, 3, 4]

@@ -95,7 +95,8 @@ def config_keys() -> str:
             shown = flag(f.name) if f.name in flags(cls) else "(recorded, not a flag)"
             choices = ", ".join(f"`{c}`" for c in info.get("choices") or ())
             if info.get("low") is not None:
-                choices = choices or f">= {info['low']}"
+                choices = choices or (f">= {info['low']}" if info.get("high") is None
+                                      else f"{info['low']} to {info['high']:,}")
             if info.get("positive"):
                 choices = choices or "> 0"
             help_text = info.get("help", "").replace("|", "\\|")

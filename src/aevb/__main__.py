@@ -1,3 +1,3 @@
-from aevb.cli import console
+from aevb.entry import console
 
 raise SystemExit(console())

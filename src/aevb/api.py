@@ -10,7 +10,6 @@ Everything here is what the `aevb` command does, from Python; the command calls 
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -19,14 +18,14 @@ import numpy as np
 import torch
 
 from aevb import encoding
-from aevb.config import RunConfig
+from aevb.config import EncodeOptions, EvaluateOptions, RunConfig, SampleOptions, options
 from aevb.data.npz import from_arrays
 from aevb.errors import AevbError
 from aevb.evaluate import evaluate
 from aevb.reports import figures
 from aevb.reports.console import bits_per_dim
 from aevb.runs import launch, pretrained
-from aevb.runs.directory import DATA, METRICS
+from aevb.runs.directory import DATA, read_metrics
 from aevb.runs.load import check_same_shape, checkpoint_file, load_model, open_run, prepare_data
 from aevb.runs.resolve import build_config, read_source, sections
 from aevb.runtime import process
@@ -137,8 +136,7 @@ class Run:
         """One record per logged epoch (metrics.jsonl); a shipped model's card metrics instead."""
         if pretrained.is_name(self.path):
             return [pretrained.card(str(self.path)[len(pretrained.PREFIX):])["metrics"]]
-        lines = (self.path / METRICS).read_text().splitlines()
-        return [json.loads(line) for line in lines if line.strip()]
+        return read_metrics(self.path)
 
     def evaluate(self, split: str = "test", iwae_samples: int = 0, elbo_samples: int | None = None,
                  batch_size: int | None = None, subset: int | None = None, seed: int = 0,
@@ -153,16 +151,14 @@ class Run:
             >>> result["n"], result["iwae_samples"], result["iwae"] >= result["elbo"] - 0.1
             (1000, 10, True)
         """
-        if iwae_samples < 0 or (elbo_samples is not None and elbo_samples < 1):
-            raise AevbError("--iwae-samples must be >= 0 and --elbo-samples >= 1")
-        if subset is not None and subset < 1:
-            raise AevbError("--subset must be at least 1")
+        o = options(EvaluateOptions, "Run.evaluate", split=split, iwae_samples=iwae_samples,
+                    elbo_samples=elbo_samples, batch_size=batch_size, subset=subset, seed=seed)
         model, cfg, data, meta = open_run(self.path, device, data_dir=data_dir, dataset=dataset,
                                           loaded=self._load())
         result = {"model": cfg.model, "dataset": data.name}
-        elbo_samples = elbo_samples or 10 * cfg.train.eval_samples
-        result.update(evaluate(model, data, split, batch_size or cfg.train.eval_batch_size, iwae_samples,
-                               seed, progress=progress, elbo_samples=elbo_samples, subset=subset))
+        result.update(evaluate(model, data, o.split, o.batch_size or cfg.train.eval_batch_size,
+                               o.iwae_samples, o.seed, progress=progress,
+                               elbo_samples=o.elbo_samples or 10 * cfg.train.eval_samples, subset=o.subset))
         dims = math.prod(data.event_shape)
         for key, name in (("elbo", "bits_per_dim"), ("iwae", "iwae_bits_per_dim")):
             # the bound on the discrete 8-bit or binary pixels, in bits per dimension (docs: Concepts)
@@ -180,11 +176,9 @@ class Run:
             >>> open("pretrained:cvae-mnist").sample(3, label=7, mode="param").shape
             (3, 784)
         """
+        o = options(SampleOptions, "Run.sample", n=n, label=label, cluster=cluster, mode=mode, seed=seed)
+        n, label, cluster = o.n, o.label, o.cluster
         model, cfg, meta = self._load()
-        if n < 1:
-            raise AevbError("--n must be at least 1")
-        if mode not in ("sample", "mean", "param"):
-            raise AevbError(f"unknown mode {mode!r}; choose one of sample, mean, param")
         c = None
         if label is not None:
             n_classes = meta["data_info"].get("n_classes") or 0
@@ -202,8 +196,8 @@ class Run:
                 raise AevbError(f"--cluster {cluster}: clusters of this run are 0..{model.n_clusters - 1}")
             c = torch.full((n,), cluster, dtype=torch.long)
         with torch.random.fork_rng():
-            torch.manual_seed(seed)
-            return model.sample(n, c, mode).cpu().numpy()
+            torch.manual_seed(o.seed)
+            return model.sample(n, c, o.mode).cpu().numpy()
 
     def codes(self, x: ArrayLike = None, y: ArrayLike = None, lengths: ArrayLike = None, *,
               dataset: str | None = None, split: str = "test", batch_size: int = 1000, seed: int = 0,
@@ -216,8 +210,8 @@ class Run:
             >>> {k: v.shape for k, v in codes.items()}
             {'z': (2, 64), 'q_y': (2, 10), 'cluster': (2,)}
         """
-        if batch_size < 1:
-            raise AevbError("--batch-size must be at least 1")
+        o = options(EncodeOptions, "Run.codes", split=split, batch_size=batch_size, seed=seed)
+        split = o.split
         if x is None:
             model, _, data, _ = open_run(self.path, device, data_dir=data_dir, dataset=dataset,
                                          loaded=self._load())
@@ -233,7 +227,7 @@ class Run:
             data = prepare_data(cfg, next(model.parameters()).device, from_arrays(named, "encode"))
             check_same_shape(data, model, meta["data_info"], self.path)
             split = "test"
-        return encoding.encode(model, data, split, batch_size, seed)
+        return encoding.encode(model, data, split, o.batch_size, o.seed)
 
     def encode(self, x: ArrayLike = None, y: ArrayLike = None, lengths: ArrayLike = None, **options):
         """Posterior means E_q[z | x], numpy (N, Dz) ((N, T, Dz) for sequences); for a model with

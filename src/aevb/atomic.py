@@ -7,6 +7,7 @@ OS error (a full disk) leaves nothing behind and raises `WriteError` naming the 
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -25,7 +26,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".part{path.suffix}")
     except OSError as e:
-        raise WriteError(path, e.strerror or str(e)) from None
+        raise WriteError.of(path, e) from None
     os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the mode a plain open() would
     os.close(fd)
     try:
@@ -36,7 +37,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         _fsync_dir(path.parent)  # the rename itself survives a power cut
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
-        raise WriteError(path, e.strerror or str(e)) from None
+        raise WriteError.of(path, e) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -55,10 +56,14 @@ def atomic_dir(path: str | Path, replace: bool = False) -> Iterator[Path]:
     """Yield a temporary folder beside `path`; if the block succeeds, rename it onto `path`.
 
     `path` may be absent or an empty folder; with `replace`, a folder already there is moved aside
-    and deleted once the new one is in place. OSError from creating the folder propagates.
+    and deleted once the new one is in place. OSError from creating the folder propagates; a
+    FileExistsError says another process put something at `path` meanwhile.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # mkdir's word for a file where a folder of the path should be
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path.parent)) from None
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part"))
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
@@ -67,7 +72,12 @@ def atomic_dir(path: str | Path, replace: bool = False) -> Iterator[Path]:
         if replace and path.exists():
             old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))
             os.replace(path, old / path.name)
-        os.replace(tmp, path)  # POSIX rename may replace an empty folder
+        try:
+            os.replace(tmp, path)  # POSIX rename may replace an empty folder
+        except OSError as e:  # a folder that is not empty now: another process made it meanwhile
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            raise FileExistsError(errno.EEXIST, "created by another process meanwhile", str(path)) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -15,8 +15,18 @@ import torch
 
 from aevb import commands
 from aevb.argparser import Parser
-from aevb.config import DataConfig, TrainConfig, field_types, flag, flags, meta
-from aevb.errors import AevbError, Interrupted
+from aevb.config import (
+    DataConfig,
+    EncodeOptions,
+    EvaluateOptions,
+    SampleOptions,
+    TrainConfig,
+    field_types,
+    flag,
+    flags,
+    meta,
+)
+from aevb.errors import INTERRUPTED, AevbError, Interrupted, advice
 from aevb.models import registry
 from aevb.provenance import aevb_version
 from aevb.runtime import distributed, process
@@ -40,7 +50,7 @@ def add_field(parser, cls, name: str, default) -> None:
                             help=shown)
     else:
         choices = m.get("choices")
-        metavar = "{" + ",".join(choices) + "}" if choices else name.upper()
+        metavar = "{" + ",".join(choices) + "}" if choices else m.get("metavar") or name.upper()
         parser.add_argument(flag(name), dest=name, type=base, default=None, metavar=metavar, help=shown)
 
 
@@ -82,6 +92,13 @@ def _shared_help() -> str:
             "its own options and its recipe's defaults:\n\n" + groups)
 
 
+def _option_fields(parser, cls) -> None:
+    """The options of a command that uses a run, one per field of `cls` (`aevb.config.EvaluateOptions`
+    ...), with its default shown; not given, the field's default applies, checked in one place."""
+    for f in flags(cls):
+        add_field(parser, cls, f, getattr(cls(), f))
+
+
 def _recipe_run_flags(parser, flags: tuple[str, ...]) -> None:
     """The options of a command that runs a recipe: data root, device, `flags`, --quiet."""
     parser.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
@@ -119,16 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="ELBO, IWAE bound and exact log-likelihood of a run")
     p.add_argument("run", metavar="RUN_DIR", help=_RUN_HELP)
-    p.add_argument("--split", choices=("test", "train"), default="test", help="(default: test)")
-    p.add_argument("--iwae-samples", type=int, default=0, metavar="K",
-                   help="also report the IWAE bound with K samples (default: 0, off)")
-    p.add_argument("--elbo-samples", type=int, default=None, metavar="K",
-                   help="draws of z per datapoint in the ELBO estimate (default: ten times the run's "
-                        "--eval-samples)")
-    p.add_argument("--batch-size", type=int, default=None, help="(default: the run's)")
-    p.add_argument("--subset", type=int, default=None, metavar="N",
-                   help="only the split's first N datapoints, for a quick check (default: all)")
-    p.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    _option_fields(p, EvaluateOptions)
     p.add_argument("--device", default="auto", help=_DEVICE_HELP)
     p.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
     p.add_argument("--dataset", default=None, metavar="NAME|FILE.npz",
@@ -138,15 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", help="draw x ~ p(x) from a trained model")
     p.add_argument("run", metavar="RUN_DIR", help=_RUN_HELP)
-    p.add_argument("--n", type=int, default=64, help="number of samples (default: 64)")
     p.add_argument("--out", required=True, metavar="FILE", help=".png for a figure, .npy for the array")
-    p.add_argument("--mode", choices=("sample", "mean", "param"), default="sample",
-                   help="a draw from p(x|z), its mean, or the decoder's parameter (default: sample)")
-    p.add_argument("--label", type=int, default=None,
-                   help="condition a label-conditioned model on this class")
-    p.add_argument("--cluster", type=int, default=None,
-                   help="draw from one mixture component of a model with clusters")
-    p.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    _option_fields(p, SampleOptions)
 
     p = sub.add_parser("encode", help="write the latent codes of a dataset: posterior means, and for "
                        "models with clusters q(y|x) and each point's cluster")
@@ -157,10 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default=None, metavar="NAME|FILE.npz",
                    help="encode other data of the same shape, read with the run's preprocessing "
                         "(default: the run's own)")
-    p.add_argument("--split", choices=("test", "train"), default="test", help="(default: test)")
-    p.add_argument("--batch-size", type=int, default=1000, help="(default: 1000)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seeds the preprocessing noise and a sequential model's trajectory (default: 0)")
+    _option_fields(p, EncodeOptions)
     p.add_argument("--device", default="auto", help=_DEVICE_HELP)
     p.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
 
@@ -241,12 +239,10 @@ def main(argv: list[str] | None = None) -> int:
         return 141  # as a command killed by SIGPIPE
     except OSError as e:  # a path we could not read or write: disk full, permissions, a folder as file
         where = f"{e.filename}: " if e.filename else ""
-        print(f"aevb: error: {where}{e.strerror or e}; check the path, its permissions and the free "
-              "disk space", file=sys.stderr)
+        print(f"aevb: error: {where}{e.strerror or e}; {advice(e, 'check the path')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("aevb: interrupted; a run continues from its last checkpoint with --resume",
-              file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         return 130
     finally:
         distributed.finish()

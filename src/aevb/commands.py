@@ -13,7 +13,16 @@ import torch
 
 from aevb import atomic, encoding, reproduce, sweep
 from aevb.api import Run
-from aevb.config import DataConfig, TrainConfig, flags, to_toml
+from aevb.config import (
+    DataConfig,
+    EncodeOptions,
+    EvaluateOptions,
+    SampleOptions,
+    TrainConfig,
+    flags,
+    options,
+    to_toml,
+)
 from aevb.errors import AevbError, Interrupted
 from aevb.models import registry
 from aevb.reports import console, plots
@@ -57,10 +66,16 @@ def cmd_train(args) -> int:
     return 0
 
 
+def given(args, cls) -> dict:
+    """The options of `cls` (EvaluateOptions ...) given on the command line; the rest keep their
+    defaults. `Run`'s methods check them, so the command and Python share one validation."""
+    return {k: getattr(args, k) for k in flags(cls) if getattr(args, k) is not None}
+
+
 def cmd_evaluate(args) -> int:
     run = Run(args.run)
-    result = run.evaluate(args.split, args.iwae_samples, args.elbo_samples, args.batch_size, args.subset,
-                          args.seed, args.dataset, args.data_dir, args.device, progress=not args.json)
+    result = run.evaluate(**given(args, EvaluateOptions), dataset=args.dataset, data_dir=args.data_dir,
+                          device=args.device, progress=not args.json)
     if args.json:
         print(json.dumps(result))
     else:
@@ -74,7 +89,7 @@ def cmd_sample(args) -> int:
     if out.suffix not in (".png", ".npy", ".pdf"):
         raise AevbError(f"--out {out}: use a .png or .pdf file for a figure or .npy for the array")
     run = Run(args.run)
-    x = run.sample(args.n, args.label, args.cluster, args.mode, args.seed)
+    x = run.sample(**given(args, SampleOptions))
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npy":
         with atomic.atomic_path(out) as tmp, open(tmp, "wb") as f:
@@ -87,8 +102,8 @@ def cmd_sample(args) -> int:
 
 def cmd_encode(args) -> int:
     out = encoding.check_out(args.out)  # before the model and data are read
-    codes = Run(args.run).codes(dataset=args.dataset, split=args.split, batch_size=args.batch_size,
-                                seed=args.seed, data_dir=args.data_dir, device=args.device)
+    codes = Run(args.run).codes(dataset=args.dataset, data_dir=args.data_dir, device=args.device,
+                                **given(args, EncodeOptions))
     encoding.write(codes, out)
     shapes = ", ".join(f"{k} {'x'.join(map(str, v.shape))}" for k, v in codes.items())
     print(f"{out} ({shapes})")
@@ -144,6 +159,7 @@ def cmd_sweep(args) -> int:
 
 def cmd_pretrained(args) -> int:
     if args.action == "export":
+        options(EvaluateOptions, "aevb pretrained export", iwae_samples=args.iwae_samples)
         raw = reproduce.recipe(args.recipe)
         out = Path(args.out) if args.out else pretrained.DIR
         the_card = export.export(args.run, args.name, args.recipe, raw.get("description", ""),

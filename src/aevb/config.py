@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import typing
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from aevb.data.support import PREPROCESS
 from aevb.errors import AevbError
@@ -26,16 +29,22 @@ from aevb.errors import AevbError
 
 def option(default: Any, help: str, choices: tuple[str, ...] = (), low: float | None = None,
            positive: bool = False, fraction: bool = False, noun: str | None = None,
-           flag: bool = True) -> Any:
-    """A config field with its help text and checks: one of `choices`; at least `low`; a
+           flag: bool = True, metavar: str | None = None, high: float | None = None) -> Any:
+    """A config field with its help text and checks: one of `choices`; from `low` to `high`; a
     `positive` finite number; a `fraction` in [0, 1). `noun` names the option in "unknown NOUN";
-    `flag=False` keeps it off the command line (a fact aevb records, not a user's choice).
+    `flag=False` keeps it off the command line (a fact aevb records, not a user's choice);
+    `metavar` names its value in --help.
 
         latent_dim: int = option(20, "dimensions of z", low=1)
     """
-    checks = {"help": help, "choices": choices, "low": low, "positive": positive, "fraction": fraction,
-              "noun": noun, "flag": flag}
+    checks = {"help": help, "choices": choices, "low": low, "high": high, "positive": positive,
+              "fraction": fraction, "noun": noun, "flag": flag, "metavar": metavar}
     return field(default=default, metadata=checks)
+
+
+SEED_MAX = 2**63 - 1  # torch.manual_seed takes any 64-bit value; numpy's seeds must be >= 0
+MAX_DRAWS = 1_000_000  # samples, or draws of z per datapoint, in one call: more is a typo, not a plan
+SPLITS = ("test", "train")
 
 
 @dataclass(frozen=True)
@@ -59,7 +68,8 @@ class TrainConfig:
     batch_size: int = option(32, "datapoints per gradient step (under torchrun, the global batch)",
                              low=1)
     lr: float = option(1e-2, "Adam learning rate, shared by every parameter", positive=True)
-    seed: int = option(0, "seeds initialisation, batching, preprocessing noise and sampling")
+    seed: int = option(0, "seeds initialisation, batching, preprocessing noise and sampling", low=0,
+                       high=SEED_MAX)
     device: str = option("auto", "auto (CUDA, then MPS, then the CPU), cpu, cuda, cuda:N or mps")
     objective: str = option("elbo", "what training maximises: elbo, or iwae, the importance-weighted "
                             "bound over --train-samples draws (Burda et al. 2015)",
@@ -114,6 +124,61 @@ class RunConfig:
 
 SECTIONS = ("model_config", "data", "train")
 
+
+# -- the options of the commands that use a trained run, and of `Run`'s methods of the same names --
+# `in_files = False`: they are given on the command line or in Python, never in a config file.
+
+
+@dataclass(frozen=True)
+class EvaluateOptions:
+    """`aevb evaluate`'s numbers and `Run.evaluate`'s parameters, checked as `train`'s options are."""
+
+    in_files: typing.ClassVar[bool] = False
+    split: str = option("test", "the split to score", choices=SPLITS, noun="split")
+    iwae_samples: int = option(0, "also report the IWAE bound with K samples (0: off)", low=0,
+                               high=MAX_DRAWS, metavar="K")
+    elbo_samples: int | None = option(None, "draws of z per datapoint in the ELBO estimate (unset: ten "
+                                      "times the run's --eval-samples)", low=1, high=MAX_DRAWS, metavar="K")
+    batch_size: int | None = option(None, "datapoints per batch (unset: the run's --eval-batch-size)",
+                                    low=1)
+    subset: int | None = option(None, "only the split's first N datapoints, for a quick check (unset: "
+                                "all)", low=1, metavar="N")
+    seed: int = option(0, "seeds the draws of z and the preprocessing noise", low=0, high=SEED_MAX)
+
+
+@dataclass(frozen=True)
+class SampleOptions:
+    """`aevb sample`'s options and `Run.sample`'s parameters."""
+
+    in_files: typing.ClassVar[bool] = False
+    n: int = option(64, "number of samples", low=1, high=MAX_DRAWS)
+    label: int | None = option(None, "condition a label-conditioned model on this class", low=0)
+    cluster: int | None = option(None, "draw from one mixture component of a model with clusters", low=0)
+    mode: str = option("sample", "a draw from p(x|z), its mean, or the decoder's parameter",
+                       choices=("sample", "mean", "param"), noun="mode")
+    seed: int = option(0, "seeds the draws", low=0, high=SEED_MAX)
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """`aevb encode`'s numbers and `Run.codes`'s (and `Run.encode`'s) parameters."""
+
+    in_files: typing.ClassVar[bool] = False
+    split: str = option("test", "the split to encode", choices=SPLITS, noun="split")
+    batch_size: int = option(1000, "datapoints per batch", low=1)
+    seed: int = option(0, "seeds the preprocessing noise and a sequential model's trajectory", low=0,
+                       high=SEED_MAX)
+
+
+def options(cls, where: str, **values):
+    """`cls` (EvaluateOptions ...) with `values` checked as a config file's are: one line naming the
+    option on a wrong type or value.
+
+        >>> options(SampleOptions, "Run.sample", n=3, label=7).label
+        7
+    """
+    return replace_checked(cls(), values, where)
+
 try:  # `int | None` builds types.UnionType, `Optional[int]` builds typing.Union
     from types import UnionType as _UnionType
 except ImportError:  # pragma: no cover
@@ -141,8 +206,13 @@ def flag(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
-def named(key: str) -> str:
-    return f"{key} ({flag(key)} or '{key}' in a config file)"
+def named(cls, key: str, where: str) -> str:
+    """How a message names an option: "WHERE: key (--key or 'key' in a config file)", or for a
+    command's option "--key (key= of Run.method)"."""
+    if getattr(cls, "in_files", True):
+        at = "" if where == "command line" else f"{where}: "
+        return f"{at}{key} ({flag(key)} or '{key}' in a config file)"
+    return f"{flag(key)} ({key}= of {where})"
 
 
 def check_value(cls, name: str, value: Any, where: str) -> Any:
@@ -152,26 +222,32 @@ def check_value(cls, name: str, value: Any, where: str) -> Any:
     allowed = typing.get_args(kind) if typing.get_origin(kind) in (typing.Union, _UnionType) else (kind,)
     if value is None and type(None) in allowed:
         return None
-    for t in allowed:
-        if t is float and isinstance(value, int | float) and not isinstance(value, bool):
-            return _in_range(cls, name, float(value))
-        if (t is int and isinstance(value, int) and not isinstance(value, bool)) or (
-                t in (str, bool) and isinstance(value, t)):
-            return _in_range(cls, name, value)
+    for t in allowed:  # numpy's scalars count as the numbers they are
+        if t is float and isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_):
+            return _in_range(cls, name, float(value), where)
+        if t is int and isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_):
+            return _in_range(cls, name, int(value), where)
+        if t in (str, bool) and isinstance(value, t):
+            return _in_range(cls, name, value, where)
     names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
-    raise AevbError(f"{where}: '{name}' must be {names}, got {value!r}")
+    if getattr(cls, "in_files", True):
+        raise AevbError(f"{where}: '{name}' must be {names}, got {value!r}")
+    raise AevbError(f"{named(cls, name, where)} must be {names}, got {value!r}")
 
 
-def _in_range(cls, name: str, value: Any) -> Any:
-    m = meta(cls, name)
+def _in_range(cls, name: str, value: Any, where: str) -> Any:
+    m, key = meta(cls, name), named(cls, name, where)
     if m.get("choices") and value not in m["choices"]:
-        raise AevbError(f"unknown {m['noun'] or name} {value!r}; choose one of {', '.join(m['choices'])}")
+        at = "" if where == "command line" else f"{where}: "
+        raise AevbError(f"{at}unknown {m['noun'] or name} {value!r}; choose one of {', '.join(m['choices'])}")
     if m.get("low") is not None and value < m["low"]:
-        raise AevbError(f"{named(name)} must be at least {m['low']}, got {value}")
+        raise AevbError(f"{key} must be at least {m['low']}, got {value}")
+    if m.get("high") is not None and value > m["high"]:
+        raise AevbError(f"{key} must be at most {m['high']}, got {value}")
     if m.get("positive") and not (0 < value and math.isfinite(value)):
-        raise AevbError(f"{named(name)} must be a positive number, got {value}")
+        raise AevbError(f"{key} must be a positive number, got {value}")
     if m.get("fraction") and not 0 <= value < 1:
-        raise AevbError(f"{named(name)} must be in [0, 1), got {value}")
+        raise AevbError(f"{key} must be in [0, 1), got {value}")
     return value
 
 
@@ -202,6 +278,34 @@ def to_toml(config: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def check_types(raw: dict, types: dict[str, type], where: str) -> None:
+    """Each key of `raw` named in `types` has that type (a float may be written as an integer); a
+    wrong one is an AevbError naming the file, the key and the type expected.
+
+        check_types({"train": "fast"}, {"train": dict}, "my.toml")
+        # AevbError: my.toml: 'train' must be a table ([train] in TOML, an object in JSON), got
+        # the string 'fast'
+    """
+    for key, kind in types.items():
+        value = raw.get(key)
+        numeric = kind is float and isinstance(value, int | float) and not isinstance(value, bool)
+        if key not in raw or numeric or (isinstance(value, kind) and not isinstance(value, bool)):
+            continue
+        expected = {dict: f"a table ([{key}] in TOML, an object in JSON)", str: "a string", float: "a number",
+                    int: "an integer"}[kind]
+        raise AevbError(f"{where}: {key!r} must be {expected}, got {describe(value)}")
+
+
+def describe(value) -> str:
+    """A value as a message names it: "the string 'x'", "null", "the table {...}"."""
+    if value is None:
+        return "null (no value)"
+    kinds = {bool: "the boolean", str: "the string", int: "the number", float: "the number",
+             list: "the list", dict: "the table"}
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    return f"{kinds.get(type(value), 'the value')} {shown}"
+
+
 def replace_checked(obj, values: dict, where: str):
     """`dataclasses.replace` that names unknown keys and wrong values in one line."""
     known = {f.name for f in dataclasses.fields(obj)}
@@ -214,9 +318,11 @@ def replace_checked(obj, values: dict, where: str):
     return dataclasses.replace(obj, **checked)
 
 
-def config_from_dict(d: dict, model_cls) -> RunConfig:
+def config_from_dict(d: dict, model_cls, where: str = "saved run config") -> RunConfig:
     """Rebuild a saved RunConfig (the inverse of `RunConfig.to_dict`), each value checked."""
-    where = "saved run config"
+    if not isinstance(d, dict):
+        raise AevbError(f"{where} must be a table (a JSON object), got {describe(d)}")
+    check_types(d, {"model": str, "model_config": dict, "data": dict, "train": dict}, where)
     return RunConfig(
         model=d["model"],
         model_config=replace_checked(model_cls.Config(), d.get("model_config", {}), where),

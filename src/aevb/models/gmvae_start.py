@@ -58,6 +58,10 @@ def start(model, data: Data, train_cfg, quiet: bool = False) -> dict:
     """Start `model` (a GMVAE) from an autoencoder's clustered codes, as the steps above; returns
     what the start measured, for the run's metadata."""
     began = time.perf_counter()
+    needed = max(UMAP_DIMS + 2, model.n_clusters)  # UMAP's spectral layout, then one point a component
+    if len(data.train) < needed:
+        raise AevbError(f"the autoencoder-umap start needs at least {needed} training points to embed "
+                        f"and cluster, and {data.name} has {len(data.train)}; use --init random")
     device = next(model.parameters()).device
     cast = autocast(device, train_cfg.precision)
     gen = torch.Generator(device=data.train.x.device).manual_seed(train_cfg.seed)
@@ -66,8 +70,9 @@ def start(model, data: Data, train_cfg, quiet: bool = False) -> dict:
     def reconstruction(x, rows):  # -log p(x | z = code(x)), (B,)
         return -model.likelihood(model.code(x)).log_prob(x)
 
+    limit = train_cfg.max_steps  # --max-steps bounds each of the start's fits as it bounds training
     nll = _fit(model.parameters(), reconstruction, model, data, model.cfg.init_epochs, gen, cast,
-               lambda e, v: say(f"start: autoencoder epoch {e}, reconstruction {v:.2f} nats"))
+               lambda e, v: say(f"start: autoencoder epoch {e}, reconstruction {v:.2f} nats"), limit)
     codes = _map(model.code, data, gen, cast)  # (N, Dz), in the training split's order
     r = clusters(codes.numpy(), model.n_clusters, train_cfg.seed)  # (N, C)
     sizes = np.bincount(r.argmax(1), minlength=model.n_clusters).tolist()  # images per cluster
@@ -84,7 +89,7 @@ def start(model, data: Data, train_cfg, quiet: bool = False) -> dict:
 
     qy_epochs = math.ceil(QY_STEPS / math.ceil(len(data.train) / BATCH))
     ce = _fit(model.qy.parameters(), cross_entropy, model, data, qy_epochs, gen, cast,
-              lambda e, v: say(f"start: q(y|x) epoch {e}, cross-entropy {v:.3f} nats"))
+              lambda e, v: say(f"start: q(y|x) epoch {e}, cross-entropy {v:.3f} nats"), limit)
     return {"init": "autoencoder-umap", "seconds": round(time.perf_counter() - began, 3),
             "reconstruction_nats": nll, "qy_cross_entropy_nats": ce,
             "cluster_sizes": sizes}
@@ -97,23 +102,24 @@ def clusters(codes: np.ndarray, n: int, seed: int) -> np.ndarray:
 
     with warnings.catch_warnings():  # a seeded UMAP runs on one thread, and says so each time
         warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
-        emb = umap.UMAP(n_components=UMAP_DIMS, n_neighbors=UMAP_NEIGHBOURS, min_dist=0.0,
-                        random_state=seed).fit_transform(codes)
+        emb = umap.UMAP(n_components=UMAP_DIMS, n_neighbors=min(UMAP_NEIGHBOURS, len(codes) - 1),
+                        min_dist=0.0, random_state=seed).fit_transform(codes)
     gmm = GaussianMixture(n, covariance_type="full", n_init=GMM_INITS, random_state=seed).fit(emb)
     return gmm.predict_proba(emb)
 
 
 def _fit(params, loss_fn: Callable, model, data: Data, epochs: int, gen: torch.Generator,
-         cast, report: Callable) -> float:
-    """Adam on the mean of loss_fn(x, rows) (B,) over shuffled training batches; returns the last
-    epoch's mean loss."""
+         cast, report: Callable, max_steps: int | None = None) -> float:
+    """Adam on the mean of loss_fn(x, rows) (B,) over shuffled training batches, for `epochs` or
+    `max_steps` steps, whichever ends first; returns the last epoch's mean loss."""
     model.train()
     params = list(params)
     opt = torch.optim.Adam(params, lr=LR, fused=params[0].device.type in ("cpu", "cuda"))
-    mean = float("nan")
+    mean, steps = float("nan"), 0
     for epoch in range(1, epochs + 1):
         order = torch.randperm(len(data.train), generator=gen, device=gen.device)
         total = torch.zeros((), dtype=torch.float64, device=params[0].device)
+        seen = 0
         for rows, batch in zip(order.split(BATCH), data.batches(data.train, BATCH, gen, order),
                                strict=True):
             with cast:
@@ -122,11 +128,16 @@ def _fit(params, loss_fn: Callable, model, data: Data, epochs: int, gen: torch.G
             loss.mean().backward()
             opt.step()
             total += loss.detach().sum()
-        mean = total.item() / len(data.train)
+            seen, steps = seen + len(rows), steps + 1
+            if max_steps is not None and steps >= max_steps:
+                break
+        mean = total.item() / seen
         if not np.isfinite(mean):
             raise AevbError(f"the start diverged in its epoch {epoch} (loss {mean}); lower --lr or "
                             "use init = 'random'")
         report(epoch, mean)
+        if max_steps is not None and steps >= max_steps:
+            break
     return mean
 
 

@@ -20,6 +20,7 @@ from aevb import clustering
 from aevb.evaluate import cluster_assignments, seeded
 from aevb.objectives import name
 from aevb.reports import plots
+from aevb.runs.directory import FIGURES, own
 from aevb.runs.load import open_run
 from aevb.runs.pretrained import PREFIX
 
@@ -51,7 +52,7 @@ def tsne(points: np.ndarray, seed: int) -> np.ndarray:
 def default_out(run: str | Path) -> Path:
     """Where `aevb figures RUN` writes: RUN/figures, or figures/NAME for `pretrained:NAME`."""
     run = str(run)
-    return Path("figures") / run[len(PREFIX):] if run.startswith(PREFIX) else Path(run) / "figures"
+    return Path(FIGURES) / run[len(PREFIX):] if run.startswith(PREFIX) else own(Path(run) / FIGURES)
 
 
 def write(run: str | Path, out: Path, data_dir: str | None = None, dataset: str | None = None) -> list[Path]:

@@ -16,8 +16,8 @@ import torch
 
 from aevb.errors import AevbError
 from aevb.evaluate import seeded
+from aevb.runs.directory import TENSORBOARD, own
 
-FOLDER = "tensorboard"
 GRID = 16  # samples shown each epoch, a 4 x 4 grid
 EXTRA = 'pip install "aevb[tensorboard]"'
 NOT_SCALARS = ("epoch", "step", "seconds", "partial", "lr")
@@ -42,7 +42,7 @@ class TensorBoardLog:
         from torch.utils.tensorboard import SummaryWriter
 
         purge = None if resumed_from is None else resumed_from + 1
-        self.writer = SummaryWriter(str(Path(run) / FOLDER), purge_step=purge)
+        self.writer = SummaryWriter(str(own(Path(run) / TENSORBOARD)), purge_step=purge)
         self.model, self.seed = model, seed
         self.image_shape = data_info.get("image_shape")
         self.n_classes = data_info.get("n_classes") or 0

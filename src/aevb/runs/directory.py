@@ -6,14 +6,19 @@ atomic and fail with one line naming the file.
     RUN/checkpoint.safetensors   the training state (`aevb.training.state`, `aevb.runs.checkpoints`)
     RUN/data.npz                 the arrays a run was given in memory (`aevb.fit`), when it was
     RUN/.lock                    held by the process training the run, which it names
+    RUN/figures/  RUN/tensorboard/   written by `aevb figures` and `--tensorboard`
 
 A new run appears whole or not at all: its files are written into a hidden folder beside it that
 is then renamed. While a process trains a run it holds an OS lock on RUN/.lock (released when the
 process ends, however it ends), so a second process cannot train it too.
+
+A run directory is untrusted input (it may come from anyone): aevb never follows a symbolic link
+among its files, reading or writing (`own`); a file is replaced by a rename within the run.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -23,11 +28,43 @@ from pathlib import Path
 import torch
 
 from aevb import atomic
-from aevb.errors import AevbError, WriteError
+from aevb.errors import AevbError, WriteError, advice
 from aevb.runs import checkpoints
 
 CONFIG, METRICS, CHECKPOINT, LOCK = "config.json", "metrics.jsonl", "checkpoint.safetensors", ".lock"
-DATA = "data.npz"
+DATA, FIGURES, TENSORBOARD = "data.npz", "figures", "tensorboard"
+OWN = (CONFIG, METRICS, CHECKPOINT, LOCK, DATA, FIGURES, TENSORBOARD)  # every name aevb uses in a run
+
+
+def own(path: Path) -> Path:
+    """`path`, a file or folder inside a run, refused in one line if it is a symbolic link.
+
+        own(Path("runs/mine/metrics.jsonl")).read_text()
+    """
+    if path.is_symlink():
+        raise AevbError(f"{path} is a symbolic link; aevb never follows a link inside a run directory, "
+                        "so replace it with the file itself or remove it")
+    return path
+
+
+def read_metrics(run: Path) -> list[dict]:
+    """RUN/metrics.jsonl's records; a damaged line is an AevbError naming it (the checkpoint keeps
+    every completed epoch's record, and a resumed run rewrites the file from it)."""
+    path = own(run / METRICS)
+    records = []
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            why = None if isinstance(record, dict) else "not a JSON object"
+        except json.JSONDecodeError as e:
+            why = e.msg.lower()
+        if why:
+            raise AevbError(f"{path}: line {number} is damaged ({why}); the checkpoint is whole, so "
+                            "evaluate, sample and --resume still work, and a resumed run rewrites the file")
+        records.append(record)
+    return records
 
 
 class RunDirectory:
@@ -48,18 +85,21 @@ class RunDirectory:
 
     @property
     def checkpoint(self) -> Path:
-        return self.path / CHECKPOINT
+        return own(self.path / CHECKPOINT)
 
     def has_checkpoint(self) -> bool:
         return self.checkpoint.exists()
 
     def check_new(self, overwrite: bool) -> bool:
-        """Whether the folder holds a run that `overwrite` replaces; refuse anything else there."""
+        """Whether the folder holds a run that `overwrite` replaces; refuse anything else there.
+        A --out that is itself a link (the user's own) is followed: the run goes where it points."""
+        if self.path.is_symlink():
+            self.path = Path(os.path.realpath(self.path))
         if not self.path.exists():
             return False
         if not self.path.is_dir():
             raise AevbError(f"--out {self.path} is a file; give a directory for the run")
-        if self.has_checkpoint() or (self.path / CONFIG).exists():
+        if self.has_checkpoint() or own(self.path / CONFIG).exists():
             if not overwrite:
                 raise AevbError(f"{self.path} already holds a run; pass --resume to continue it, "
                                 "--overwrite to replace it, or choose another --out")
@@ -87,24 +127,32 @@ class RunDirectory:
         except (OSError, WriteError) as e:
             self.release()
             old.release()
-            name = e.path.name if isinstance(e, WriteError) else None
-            cause = e.cause if isinstance(e, WriteError) else e.strerror or str(e)
-            where = self.path / name if name else f"the run directory {self.path}"
-            raise AevbError(f"cannot write {where} ({cause}); nothing was written: free some disk space "
-                            "or choose another --out") from None
+            if isinstance(e, WriteError):  # one of its files, written in the hidden folder
+                where, cause, number = self.path / e.path.name, e.cause, e.errno
+            else:
+                where, cause, number = f"the run directory {self.path}", e.strerror or str(e), e.errno
+            if number in (errno.ENOTEMPTY, errno.EEXIST) and not isinstance(e, WriteError):
+                raise AevbError(f"cannot create {self.path}: another process created it while this run "
+                                "was being set up; nothing was written: choose another --out") from None
+            raise AevbError(f"cannot write {where} ({cause}); nothing was written: "
+                            f"{advice(number, 'choose another --out')}") from None
         old.release()  # the replaced run's folder is gone
         self.saved_step = meta["step"]
 
     def lock(self) -> None:
         """Hold the run's lock until `release` or the end of this process; if another process holds
-        it, an AevbError naming that process."""
+        it, an AevbError naming that process. A run holding a link among its files is refused."""
+        for name in OWN:
+            own(self.path / name)
         self._take_lock(self.path / LOCK)
 
     def _take_lock(self, path: Path) -> None:
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:  # O_NOFOLLOW: a link planted after the check above is refused, not followed
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
         except OSError as e:
-            raise WriteError(path, e.strerror or str(e)) from None
+            if e.errno == errno.ELOOP:
+                own(path)
+            raise WriteError.of(path, e) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -132,7 +180,7 @@ class RunDirectory:
         self._write(CONFIG, json.dumps(config, indent=2) + "\n")
 
     def append_metrics(self, record: dict) -> None:
-        path = self.path / METRICS
+        path = own(self.path / METRICS)
         text = path.read_text() if path.exists() else ""
         self._write(METRICS, text + json.dumps(record) + "\n")
 
@@ -152,5 +200,5 @@ class RunDirectory:
         except WriteError as e:
             kept = ("its last checkpoint" if self.saved_step is None
                     else f"its checkpoint of step {self.saved_step}")
-            raise AevbError(f"cannot write {e.path} ({e.cause}); the run keeps {kept}: free some disk "
-                            "space and continue it with --resume") from None
+            raise AevbError(f"cannot write {e.path} ({e.cause}); the run keeps {kept}: "
+                            f"{advice(e.errno)}, then continue it with --resume") from None

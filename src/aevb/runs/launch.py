@@ -18,7 +18,14 @@ from aevb.errors import AevbError
 from aevb.models import registry
 from aevb.reports import console, tensorboard
 from aevb.runs.directory import DATA, RunDirectory
-from aevb.runs.load import build_model, data_info, load_checkpoint, own_copy, prepare_data
+from aevb.runs.load import (
+    build_model,
+    check_test_labels,
+    data_info,
+    load_checkpoint,
+    own_copy,
+    prepare_data,
+)
 from aevb.runs.resolve import build_config, checked, sections
 from aevb.runtime import distributed
 from aevb.runtime.devices import native_bf16, resolve_device
@@ -55,6 +62,8 @@ def train(cfg: RunConfig, out: str | Path, quiet: bool = False, overwrite: bool 
         print(f"aevb: warning: this {device.type} has no bf16 hardware, so bf16 is emulated and "
               "much slower than fp32 here; use --precision auto or fp32", file=sys.stderr)
     data = prepare_data(cfg, device, given)
+    if registry.get(cfg.model).uses_labels:
+        check_test_labels(data, cfg.model)
     if given is not None:
         data.name = cfg.data.dataset  # the run's copy, as a later `aevb evaluate` reads it
     torch.manual_seed(cfg.train.seed)

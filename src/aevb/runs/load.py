@@ -16,7 +16,7 @@ from aevb.errors import AevbError
 from aevb.models import registry
 from aevb.models.base import LatentModel
 from aevb.runs import checkpoints, pretrained
-from aevb.runs.directory import DATA, RunDirectory
+from aevb.runs.directory import DATA, RunDirectory, own
 from aevb.runtime.devices import resolve_device
 from aevb.training.state import prefixed
 
@@ -95,11 +95,21 @@ def prepare_data(cfg: RunConfig, device: torch.device | str = "cpu", given: Data
     return data.to(device)
 
 
+def check_test_labels(data: Data, model: str) -> None:
+    """A label-conditioned model learns p(z|y) from the training labels: refuse test labels that
+    no training point has, whose test ELBO would score an untrained prior."""
+    unseen = sorted(set(data.test.y.unique().tolist()) - set(data.train.y.unique().tolist()))
+    if unseen:
+        raise AevbError(f"{data.name}: y_test holds label {unseen[0]}, which y_train never has; {model} "
+                        "learns p(z|y) from the training labels, so drop those test rows or add training "
+                        f"rows of label {unseen[0]}")
+
+
 def own_copy(cfg: RunConfig, run: str | Path) -> RunConfig:
     """A run trained on arrays in memory reads its data.npz from where the run directory is now."""
     if not cfg.data.from_memory or pretrained.is_name(run) or not Path(run).is_dir():
         return cfg
-    copy = str(Path(run).absolute() / DATA)
+    copy = str(own(Path(run).absolute() / DATA))
     return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dataset=copy))
 
 

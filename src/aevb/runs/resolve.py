@@ -19,6 +19,7 @@ from aevb.config import (
     DataConfig,
     RunConfig,
     TrainConfig,
+    check_types,
     field_types,
     flag,
     replace_checked,
@@ -36,9 +37,11 @@ else:  # pragma: no cover
 
 RECIPES = Path(__file__).resolve().parent.parent / "configs"  # the published recipes, as package data
 
-# A recipe file's top-level keys. `description`, `pretrained` (the shipped model it made) and
-# `[reference]` (the published number it reproduces) are read by `aevb reproduce`, not by training.
-RECIPE_KEYS = {"model", "model_config", "data", "train", "description", "pretrained", "reference"}
+# A recipe file's top-level keys and their types. `description`, `pretrained` (the shipped model it
+# made) and `[reference]` (the published number it reproduces) are read by `aevb reproduce`.
+RECIPE_KEYS = {"model": str, "model_config": dict, "data": dict, "train": dict, "description": str,
+               "pretrained": str, "reference": dict}
+REFERENCE_KEYS = {"metric": str, "value": float, "source": str, "iwae_samples": int}
 
 # What may change when a run is resumed: how long it runs, where, how it steps (so that a run
 # stopped by a NaN can go on with a lower learning rate or clipping), what it logs; where its data lives.
@@ -57,12 +60,14 @@ def read_toml(path: str | Path) -> dict:
         raise AevbError(f"config file {path} does not exist") from None
     except tomllib.TOMLDecodeError as e:
         raise AevbError(f"config file {path} is not valid TOML: {e}") from None
-    unknown = sorted(set(raw) - RECIPE_KEYS)
+    unknown = sorted(set(raw) - set(RECIPE_KEYS))
     if unknown:
         raise AevbError(
             f"config file {path}: unknown section {unknown[0]!r}; use model, description, pretrained, "
             "[model_config], [data], [train] and [reference]"
         )
+    check_types(raw, RECIPE_KEYS, f"config file {path}")
+    check_types(raw.get("reference", {}), REFERENCE_KEYS, f"config file {path}, [reference]")
     return raw
 
 
@@ -105,6 +110,7 @@ def read_source(value: str | Path) -> tuple[str, dict]:
         if not isinstance(raw, dict) or "model" not in raw:
             raise AevbError(f"{path} is not a run's config.json (it names no model)")
         raw = {k: v for k, v in raw.items() if k in ("model", *SECTIONS)}
+        check_types(raw, RECIPE_KEYS, f"config file {path}")
         raw["data"] = {k: v for k, v in raw.get("data", {}).items() if k != "from_memory"}
         return text, raw
     path = recipe_path(text) if not Path(text).is_file() else Path(text)
