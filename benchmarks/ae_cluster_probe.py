@@ -1,7 +1,7 @@
 """How well do an autoencoder's codes cluster MNIST? The start a VaDE-style GMVAE would get.
 
-    python benchmarks/ae_cluster_probe.py --data-dir ../shared/data                      # 500-500-2000-10
-    python benchmarks/ae_cluster_probe.py --data-dir ../shared/data --hidden 512 512 --latent-dim 64
+    python benchmarks/ae_cluster_probe.py --data-dir DIR                      # 500-500-2000-10
+    python benchmarks/ae_cluster_probe.py --data-dir DIR --hidden 512 512 --latent-dim 64
 
 VaDE (Jiang et al. 2017) reaches 0.945 cluster accuracy by starting its Gaussian mixture from a GMM
 fitted to a pretrained autoencoder's codes. Before building that start into aevb's GMVAE, this

@@ -2,7 +2,7 @@
 recipe) at a constant learning rate from torch's initialisation, then with one lever changed at a
 time, from one seed and for one length, each scored by IWAE_K on the test set.
 
-    python benchmarks/burda_levers.py --data-dir ../shared/data --epochs 100 --iwae-samples 1000 \
+    python benchmarks/burda_levers.py --data-dir DIR --epochs 100 --iwae-samples 1000 \
         --out benchmarks/results/burda-levers
 
 The levers: the learning rate along a half cosine to 0 over the second half of the epochs

@@ -5,9 +5,9 @@ Reads the results.json that `aevb reproduce RECIPE --out DIR` writes (the recipe
 IWAE_5000 on the 10,000 test images binarized once with seed 0, epochs and training seconds);
 prints a Markdown table. Lower is better.
 
-    aevb reproduce vae-bernoulli --out runs/burda/vae-bernoulli --data-dir ../shared/data
-    aevb reproduce iwae-bernoulli-k5 --out runs/burda/iwae-bernoulli-k5 --data-dir ../shared/data
-    aevb reproduce iwae-bernoulli-k50 --out runs/burda/iwae-bernoulli-k50 --data-dir ../shared/data
+    aevb reproduce vae-bernoulli --out runs/burda/vae-bernoulli --data-dir DIR
+    aevb reproduce iwae-bernoulli-k5 --out runs/burda/iwae-bernoulli-k5 --data-dir DIR
+    aevb reproduce iwae-bernoulli-k50 --out runs/burda/iwae-bernoulli-k50 --data-dir DIR
     python benchmarks/burda_table.py runs/burda/*/results.json
     python benchmarks/burda_table.py docs/gallery/*bernoulli*/results.json    # the kept results
 """

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The GPU figures in one script, for a lent GPU machine (or any CUDA box with PyTorch):
 #
-#   DATA=../shared/data OUT=/tmp/gpu bash benchmarks/gpu_check.sh smoke          # every path, small
-#   DATA=../shared/data OUT=/tmp/gpu bash benchmarks/gpu_check.sh iwae throughput ttq
+#   DATA=DIR OUT=/tmp/gpu bash benchmarks/gpu_check.sh smoke          # every path, small
+#   DATA=DIR OUT=/tmp/gpu bash benchmarks/gpu_check.sh iwae throughput ttq
 #
 # Steps (run in the order given):
 #   env         the GPU, driver and torch;

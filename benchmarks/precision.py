@@ -1,7 +1,7 @@
 """bf16 against fp32: train each recipe both ways from one seed, evaluate both in fp32.
 
-    python benchmarks/precision.py --data-dir ../shared/data                    # the full recipes
-    python benchmarks/precision.py --data-dir ../shared/data --epochs vae=10 gmvae=10 vrnn=2
+    python benchmarks/precision.py --data-dir DIR                    # the full recipes
+    python benchmarks/precision.py --data-dir DIR --epochs vae=10 gmvae=10 vrnn=2
 
 `--precision bf16` autocasts the networks' layers; the densities, the ELBO and Adam stay fp32.
 This prints, per model, the final test ELBO of each run (evaluated in fp32 with the run's

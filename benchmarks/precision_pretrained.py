@@ -1,7 +1,7 @@
 """Full-length fp32 runs of a recipe (one or several seeds) against its shipped model, trained in bf16.
 
-    aevb reproduce vae-tutorial --precision fp32 --data-dir ../shared/data --out runs/vae-fp32
-    python benchmarks/precision_pretrained.py runs/vae-fp32/run vae-mnist --data-dir ../shared/data
+    aevb reproduce vae-tutorial --precision fp32 --data-dir DIR --out runs/vae-fp32
+    python benchmarks/precision_pretrained.py runs/vae-fp32/run vae-mnist --data-dir DIR
 
     # several fp32 seeds (--seed 1, --seed 2 ...): how far apart two trainings of one precision land
     python benchmarks/precision_pretrained.py runs/vae-fp32/run runs/vae-fp32-s1/run vae-mnist ...

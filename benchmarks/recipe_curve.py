@@ -1,9 +1,9 @@
 """Summarise a training run against the tutorial's number: the test metrics per epoch, the training
 wall time, the first epoch at or past the target, and the best epoch.
 
-    aevb train vae --data-dir ../shared/data --out runs/vae-mnist
+    aevb train vae --data-dir DIR --out runs/vae-mnist
     python benchmarks/recipe_curve.py runs/vae-mnist --target 1788 --budget 46
-    aevb train gmvae --data-dir ../shared/data --out runs/gmvae-mnist
+    aevb train gmvae --data-dir DIR --out runs/gmvae-mnist
     python benchmarks/recipe_curve.py runs/gmvae-mnist --metric test_cluster_accuracy --target 0.83 \\
         --budget 78
 

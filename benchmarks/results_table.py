@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from aevb import sweep
+from aevb import reproduce, sweep
 from aevb.runs import pretrained
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,61 +55,72 @@ def ours(r: dict) -> str:
     return "; ".join(f"**{shown[k]()}**" if k == headline else shown[k]() for k in keys)
 
 
+def published(recipe: str) -> str:
+    """The recipe's reference number and who published it (configs/NAME.toml's [reference]), or a
+    dash where the recipe has none; read from the recipe, so a corrected source shows at once."""
+    ref = reproduce.recipe(recipe).get("reference") or {}
+    if "value" not in ref:
+        return "-"
+    who = ref.get("source", "").split(":")[0].split(" (")[0]
+    return f"{ref['value']:g} ({who})"
+
+
 def seeds_row(folder: Path) -> str:
     """One row for a sweep kept in benchmarks/results/NAME-sweep/ (each seed's results.json):
     the median over seeds, with the range, as `aevb sweep` summarises it."""
     found = {int(p.name.split("-")[1]): json.loads(p.read_text())
              for p in sorted(folder.glob("seed-*-results.json"))}
     first = next(iter(found.values()))
-    ref, model = first["reference"] or {}, first["model"]
     summary = sweep.summarise({s: r["metrics"] for s, r in found.items()})
 
     def spread(key: str, digits: int) -> str:
         v = summary[key]
         return f"{v['median']:.{digits}f} ({v['min']:.{digits}f} to {v['max']:.{digits}f})"
 
-    shown = f"**median accuracy {spread('cluster_accuracy', 3)}**"
-    if "cluster_purity" in summary:
-        shown += f"; purity {spread('cluster_purity', 3)}"
-    shown += f"; ELBO {spread('elbo', 2)}"
+    shown = f"**median accuracy {spread('cluster_accuracy', 3)}**; ELBO {spread('elbo', 2)}"
     minutes = sorted(pretrained.training_seconds(r) / 60 for r in found.values())
     seeds = ",".join(str(s) for s in sorted(found))
-    return (f"| {model.upper()} | `{first['recipe']}`, {len(found)} seeds | {ref.get('value', '')} "
-            f"({ref.get('metric', '')}) | {shown} [seeds {seeds}, {first['epochs']} epochs each] | "
-            f"{DEFINITIONS[model]}; median and range over the seeds | "
-            f"{minutes[0]:.0f} to {minutes[-1]:.0f} min each | "
-            f"`aevb sweep {first['recipe']} --seeds {seeds}` |")
+    return (f"| `{first['recipe']}`, seeds {seeds} | {published(first['recipe'])} | {shown} "
+            f"(`aevb sweep {first['recipe']} --seeds {seeds}`) | "
+            f"{minutes[0]:.0f} to {minutes[-1]:.0f} min each |")
 
 
 def table(gallery: Path = ROOT / "docs" / "gallery") -> str:
-    """The results table as Markdown, from `gallery`'s results.json files and the kept sweeps."""
-    rows = ["| model | recipe | published number | ours | metric, exactly | train time | reproduce |",
-            "| --- | --- | --- | --- | --- | --- | --- |"]
+    """The results table as Markdown, from `gallery`'s results.json files and the kept sweeps:
+    one row per recipe (`aevb reproduce RECIPE`), then one per kept sweep of seeds."""
+    rows = ["| recipe | published (by whom) | aevb (what made it) | training |",
+            "| --- | --- | --- | --- |"]
     found = [json.loads(p.read_text()) for p in sorted(gallery.glob("*/results.json"))]
-    for r in sorted(found, key=lambda r: list(DEFINITIONS).index(r["model"])):
-        ref = r["reference"] or {}
+    for r in sorted(found, key=lambda r: (list(DEFINITIONS).index(r["model"]), r["recipe"])):
         source = r["source"]
         if source.startswith(pretrained.PREFIX):
             name = source[len(pretrained.PREFIX):]
-            card = pretrained.card(name)
-            who = f"`{name}` ({card['weights_dtype']}), {r['epochs']} epochs"
+            who = f"the shipped `{name}`, {r['epochs']} epochs"
         else:
-            who = f"trained by the command, {r['epochs']} epochs"
+            who = f"trained by `aevb reproduce`, {r['epochs']} epochs"
+        if (r.get("start") or {}).get("init") == "autoencoder-umap":
+            who += "; started from UMAP clusters of an autoencoder's codes"
         t = pretrained.training_seconds(r)
-        took = f"{t:.0f} s" if t < 120 else f"{t / 60:.1f} min"
-        rows.append(f"| {r['model'].upper()} | `{r['recipe']}` | {ref.get('value', '')} "
-                    f"({ref.get('metric', '')}) | {ours(r)} [{who}] | "
-                    f"{RECIPE_DEFINITIONS.get(r['recipe'], DEFINITIONS[r['model']])} | "
-                    f"{took} | `aevb reproduce {r['recipe']}` |")
+        took = f"{t:.0f} s" if t < 120 else f"{t / 60:.0f} min"
+        rows.append(f"| `{r['recipe']}` | {published(r['recipe'])} | {ours(r)} ({who}) | {took} |")
     for folder in sorted((ROOT / "benchmarks" / "results").glob("*-sweep")):
         rows.append(seeds_row(folder))
     return "\n".join(rows)
+
+
+def definitions() -> str:
+    """What each headline metric is, exactly, as a list under the table."""
+    lines = [f"- **{model.upper()}**: {text.replace(chr(92), '')}." for model, text in DEFINITIONS.items()]
+    lines.insert(2, f"- **VAE on binarized MNIST** (`vae-bernoulli`, `iwae-bernoulli-k5`, `-k50`): {BURDA}.")
+    return "\n".join(lines)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--gallery", type=Path, default=ROOT / "docs" / "gallery")
     print(table(p.parse_args().gallery))
+    print()
+    print(definitions())
 
 
 if __name__ == "__main__":

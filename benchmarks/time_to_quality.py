@@ -1,9 +1,9 @@
 """Wall time to the tutorial's number: the tutorial's notebook code against aevb's default recipe.
 
-    python benchmarks/time_to_quality.py --data-dir ../shared/data              # all three, ~45 min
-    python benchmarks/time_to_quality.py --data-dir ../shared/data --models vae
-    python benchmarks/time_to_quality.py --data-dir ../shared/data --device cuda   # on a GPU
-    python benchmarks/time_to_quality.py --data-dir ../shared/data --models vrnn --loops aevb --no-compile
+    python benchmarks/time_to_quality.py --data-dir DIR              # all three, ~45 min
+    python benchmarks/time_to_quality.py --data-dir DIR --models vae
+    python benchmarks/time_to_quality.py --data-dir DIR --device cuda   # on a GPU
+    python benchmarks/time_to_quality.py --data-dir DIR --models vrnn --loops aevb --no-compile
 
 Each model's aevb loop compiles afresh (`torch._dynamo.reset()`), as `aevb train` does in a process
 of its own, and checks each step for faults as `aevb train` does.

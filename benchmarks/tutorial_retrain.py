@@ -9,9 +9,9 @@ with numpy's noise and read in a fixed order, with torch's clamped continuous-Be
 normaliser, as the notebooks did. After each epoch the test ELBO with torch's normaliser (one draw,
 dropout off: the number the notebooks plotted) goes into DIR/log.json with the training seconds.
 
-    python benchmarks/tutorial_retrain.py --data-dir ../shared/data --out runs/tutorial-retrained
-    python benchmarks/tutorial_side_by_side.py --weights ../shared/tutorial-weights \
-        --retrained runs/tutorial-retrained --data-dir ../shared/data
+    python benchmarks/tutorial_retrain.py --data-dir DIR --out runs/tutorial-retrained
+    python benchmarks/tutorial_side_by_side.py --weights WEIGHTS \
+        --retrained runs/tutorial-retrained --data-dir DIR
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class NotebookCVAE:
 
 
 def tutorial_layout(name: str, model) -> dict[str, torch.Tensor]:
-    """The weights under the names of the tutorial's files (../shared/tutorial-weights/README.md)."""
+    """The weights under the names of the tutorial's files, as its safetensors hold them."""
     def prefixed(prefix: str, net: nn.Module) -> dict[str, torch.Tensor]:
         return {f"{prefix}.{k.replace('probs.', 'lambdas.')}": v.detach().clone().contiguous()
                 for k, v in net.state_dict().items()}

@@ -7,10 +7,10 @@ continuous Bernoulli's exact normaliser. Prints one table in nats per image and,
 the 8-bit images, in bits per dimension (docs: Concepts). The weights are for comparison only and
 are never shipped.
 
-    python benchmarks/tutorial_side_by_side.py --weights ../shared/tutorial-weights --data-dir ../shared/data
-    python benchmarks/tutorial_retrain.py --data-dir ../shared/data --out runs/tutorial-retrained
-    python benchmarks/tutorial_side_by_side.py --weights ../shared/tutorial-weights \
-        --data-dir ../shared/data --retrained runs/tutorial-retrained --iwae-samples 1000
+    python benchmarks/tutorial_side_by_side.py --weights WEIGHTS --data-dir DIR
+    python benchmarks/tutorial_retrain.py --data-dir DIR --out runs/tutorial-retrained
+    python benchmarks/tutorial_side_by_side.py --weights WEIGHTS \
+        --data-dir DIR --retrained runs/tutorial-retrained --iwae-samples 1000
 
 `--retrained DIR` adds the tutorial's recipes trained again by its notebooks' code
 (`tutorial_retrain.py`, which writes DIR in the layout of the tutorial's files).

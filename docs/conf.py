@@ -25,6 +25,7 @@ extensions = [
     "myst_nb",
     "sphinx.ext.autodoc",
     "sphinx.ext.mathjax",
+    "sphinx.ext.napoleon",
     "sphinx.ext.viewcode",
     "sphinx_autodoc_typehints",
     "sphinxarg.ext",
@@ -49,6 +50,8 @@ typehints_fully_qualified = False
 always_document_param_types = False
 autodoc_typehints = "description"
 nitpicky = False
+viewcode_follow_imported_members = False  # re-exported names (aevb.fit) link to no other module's source
+smartquotes = False  # "--flag" stays two hyphens, as typed, in the CLI and API references
 
 html_theme = "furo"
 html_title = f"aevb {release}"

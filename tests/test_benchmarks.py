@@ -36,6 +36,7 @@ SMOKE_TESTED = {
     "reference_flops.py": "test_reference_flops_counts_the_lstm",
     "relu_masks.py": "test_relu_masks",
     "results_table.py": "test_results_table",
+    "startup.py": "test_startup_times_help_without_torch_and_a_first_step",
     "throughput.py": "test_throughput_times_a_compiled_step_and_counts_flops_on_an_eager_one",
     "time_to_quality.py": "test_time_to_quality_sees_aevbs_vae_pass_the_tutorials_number",
     "tutorial_loops.py": "test_the_notebook_loops_train_and_score",
@@ -95,7 +96,14 @@ def test_the_notebook_loops_train_and_score(name):
 
 def test_results_table():
     out = bench("benchmarks/results_table.py")
-    assert "| VAE | `vae-tutorial` |" in out  # from docs/gallery/vae-tutorial/results.json
+    assert "| `vae-tutorial` | 1788 (the tutorial, notebook 2) |" in out  # docs/gallery/vae-tutorial/
+    assert "- **GMVAE**: cluster accuracy" in out  # the definitions under the table
+
+
+def test_startup_times_help_without_torch_and_a_first_step():
+    out = bench("benchmarks/startup.py", "--rounds", "1")
+    assert float(row(out, "| aevb --help |")[1]) < float(row(out, "| aevb --version |")[1])
+    assert len(row(out, "| aevb train vae, to its first step |")) == 3
 
 
 def test_reference_flops_counts_the_lstm():

@@ -62,7 +62,7 @@ def test_without_the_package_it_is_one_line_naming_the_extra(tmp_path, capsys, m
     monkeypatch.setattr(builtins, "__import__", no_tensorboard)
     code = main(["train", "vae", *ARGS, "--epochs", "1", "--out", str(tmp_path / "run"), "--tensorboard"])
     err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and 'pip install "aevb[tensorboard]"' in err
+    assert code == 2 and err.count("\n") == 1 and "pip install tensorboard" in err
     assert not (tmp_path / "run").exists()
 
 

@@ -26,7 +26,7 @@ def results_table() -> str:
     spec = importlib.util.spec_from_file_location("results_table", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.table(DOCS / "gallery") + "\n"
+    return module.table(DOCS / "gallery") + "\n\n" + module.definitions() + "\n"
 
 
 def model_page(name: str) -> str:

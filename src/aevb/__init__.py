@@ -14,6 +14,7 @@ The public names load on first use, so that the `aevb` program answers Ctrl-C wh
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -32,6 +33,8 @@ def __getattr__(name: str):
         return importlib.import_module("aevb.provenance").aevb_version()
     if name in _WHERE:
         return getattr(importlib.import_module(_WHERE[name]), name)
+    if importlib.util.find_spec(f"aevb.{name}") is not None:  # a subpackage: aevb.runs, aevb.data ...
+        return importlib.import_module(f"aevb.{name}")
     raise AttributeError(f"module 'aevb' has no attribute {name!r}")
 
 

@@ -11,8 +11,8 @@ Everything here is what the `aevb` command does, from Python; the command calls 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -31,19 +31,44 @@ from aevb.runs.resolve import build_config, read_source, sections
 from aevb.runtime import process
 from aevb.runtime.devices import resolve_device
 
-ArrayLike = Any  # a numpy array, a torch tensor, or anything numpy.asarray takes
+ArrayLike = np.ndarray | torch.Tensor | Sequence  # or anything else numpy.asarray takes
 
 
 def fit(model: str, x_train: ArrayLike = None, x_test: ArrayLike = None, *, y_train: ArrayLike = None,
         y_test: ArrayLike = None, lengths_train: ArrayLike = None, lengths_test: ArrayLike = None,
         dataset: str | None = None, out: str | Path | None = None, config: str | Path | None = None,
         tensorboard: bool = False, overwrite: bool = False, quiet: bool = False, **settings) -> Run:
-    """Train `model` (fa, vae, cvae, gmvae, vrnn) on arrays, or on a named dataset or .npz file,
-    and return the finished `Run`. Arrays are checked as an .npz would be and saved in the run as
-    data.npz, so that `aevb evaluate RUN` and resuming work later; `settings` are `aevb train`'s
-    flags in snake case (epochs=, latent_dim=, preprocess= ...), over the recipe or `config` (a
-    recipe name, TOML file or run's config.json). Sets the process-wide settings the command
-    sets (denormals flushed, freed memory kept: `aevb.runtime.process`).
+    """Train `model` on arrays, or on a named dataset or .npz file, and return the finished `Run`.
+
+    Arrays are checked as an .npz would be and saved in the run as data.npz, so that `aevb evaluate
+    RUN` and resuming work later. Sets the process-wide settings the command sets (denormals
+    flushed, freed memory kept: `aevb.runtime.process`).
+
+    Args:
+        model: fa, vae, cvae, gmvae or vrnn; its recipe gives every setting not given here.
+        x_train: training data, (N, D...) rows (pixels as 0..255 bytes, or values as the chosen
+            ``preprocess`` reads them); (N, T, D) sequences for vrnn.
+        x_test: test data of the same shape, scored after every epoch.
+        y_train: integer labels 0..K-1, one per row of x_train (cvae needs them).
+        y_test: labels of x_test.
+        lengths_train: steps of each sequence of x_train, for ragged sequences (vrnn).
+        lengths_test: steps of each sequence of x_test.
+        dataset: instead of arrays, a dataset name (mnist, fashion-mnist, mnist-sample) or an .npz
+            file.
+        out: the run directory to create (default: runs/MODEL-TIME).
+        config: a recipe name (`aevb reproduce --list`), a TOML file or a run's config.json, under
+            ``settings``.
+        tensorboard: log each epoch for TensorBoard in RUN/tensorboard.
+        overwrite: replace a run already in ``out``.
+        quiet: print nothing while training.
+        **settings: any option of `aevb train MODEL` in snake case (``epochs=``, ``latent_dim=``,
+            ``preprocess=``, ``lr=`` ...), checked as the command checks it; every key is listed in
+            the docs' Config keys.
+
+    Returns:
+        The finished run, as `aevb.open(out)` would give it.
+
+    Example::
 
         >>> x = np.random.default_rng(0).normal(size=(200, 5))
         >>> run = fit("fa", x[:150], x[150:], out="runs/fa-mine", latent_dim=2, epochs=2, quiet=True)
@@ -73,6 +98,14 @@ def fit(model: str, x_train: ArrayLike = None, x_test: ArrayLike = None, *, y_tr
 
 def open(run: str | Path) -> Run:  # noqa: A001 - aevb.open, as in the command's RUN argument
     """A trained run directory, or a shipped model as "pretrained:NAME" (`aevb pretrained list`).
+
+    Args:
+        run: a run directory written by `aevb train` or `fit`, or "pretrained:NAME".
+
+    Returns:
+        The `Run`; a missing run or unknown shipped model is an `AevbError` naming it.
+
+    Example::
 
         >>> open("pretrained:vae-mnist").sample(4).shape
         (4, 784)
@@ -142,9 +175,28 @@ class Run:
                  batch_size: int | None = None, subset: int | None = None, seed: int = 0,
                  dataset: str | None = None, data_dir: str | None = None, device: str = "auto",
                  progress: bool = False) -> dict:
-        """ELBO (and the IWAE bound with `iwae_samples`, exact log p(x) where it exists) in nats per
-        datapoint with standard errors, and cluster metrics for a model with clusters: the dict
-        `aevb evaluate --json` prints.
+        """ELBO (and the IWAE bound, exact log p(x) where it exists) in nats per datapoint with
+        standard errors, and cluster metrics for a model with clusters: the dict `aevb evaluate
+        --json` prints. Each option is checked as `aevb evaluate`'s (`aevb.config.EvaluateOptions`).
+
+        Args:
+            split: "test" or "train".
+            iwae_samples: also the IWAE bound with this many draws of z per datapoint (0: off).
+            elbo_samples: draws of z per datapoint in the ELBO estimate (default: ten times the
+                run's ``eval_samples``).
+            batch_size: datapoints per batch (default: the run's ``eval_batch_size``).
+            subset: only the split's first N datapoints, for a quick check.
+            seed: seeds the draws of z and the preprocessing noise.
+            dataset: other data of the same shape (a name or an .npz), read with the run's
+                preprocessing (default: the run's own).
+            data_dir: the data root to find the run's dataset in (default: the run's).
+            device: auto, cpu, cuda, cuda:N or mps.
+            progress: show a progress bar.
+
+        Returns:
+            A dict: "elbo", "elbo_se", "iwae" ..., "n", "step", "epoch", "bits_per_dim" for pixels.
+
+        Example::
 
             >>> run = fit("fa", out="runs/fa-evaluate", epochs=2, quiet=True)
             >>> result = run.evaluate(iwae_samples=10)
@@ -170,8 +222,19 @@ class Run:
 
     def sample(self, n: int = 64, label: int | None = None, cluster: int | None = None,
                mode: str = "sample", seed: int = 0) -> np.ndarray:
-        """n draws from p(x) (or p(x | label), or one mixture component), shaped (n, D...): a draw
-        from p(x|z) (mode "sample"), its mean ("mean"), or the decoder's parameter ("param").
+        """n draws from p(x), p(x | label) or one mixture component, shaped (n, D...).
+
+        Args:
+            n: how many, 1 to 1,000,000.
+            label: for a label-conditioned model (cvae), draw from p(x | y = label).
+            cluster: for a model with clusters (gmvae), draw from one component p(x | y = cluster).
+            mode: "sample", a draw from p(x|z); "mean", its mean; "param", the decoder's parameter.
+            seed: seeds the draws.
+
+        Returns:
+            A numpy array (n, D...), as the data are shaped (pixels in [0, 1]).
+
+        Example::
 
             >>> open("pretrained:cvae-mnist").sample(3, label=7, mode="param").shape
             (3, 784)
@@ -203,8 +266,24 @@ class Run:
               dataset: str | None = None, split: str = "test", batch_size: int = 1000, seed: int = 0,
               data_dir: str | None = None, device: str = "auto") -> dict[str, np.ndarray]:
         """Every array `aevb encode` writes: "z" (posterior means), and for a model with clusters
-        "q_y" (N, C) and "cluster" (N,); of `x` (with labels `y` for a label-conditioned model,
-        `lengths` for ragged sequences), or else of a split of `dataset` (default: the run's).
+        "q_y" (N, C) and "cluster" (N,).
+
+        Args:
+            x: data as the run was given it (MNIST as 0..255 bytes), read with the run's
+                preprocessing; without it, a split of ``dataset``.
+            y: labels, one per row of x, for a label-conditioned model.
+            lengths: steps of each sequence of x, for ragged sequences.
+            dataset: the data to encode when ``x`` is not given (default: the run's own).
+            split: "test" or "train", of ``dataset``.
+            batch_size: datapoints per batch.
+            seed: seeds the preprocessing noise and a sequential model's trajectory.
+            data_dir: the data root to find ``dataset`` in.
+            device: auto, cpu, cuda, cuda:N or mps.
+
+        Returns:
+            A dict of numpy arrays: "z" (N, Dz) or (N, T, Dz); "q_y" and "cluster" for clusters.
+
+        Example::
 
             >>> codes = open("pretrained:gmvae-mnist").codes(np.full((2, 784), 200, np.uint8))
             >>> {k: v.shape for k, v in codes.items()}
@@ -231,8 +310,17 @@ class Run:
 
     def encode(self, x: ArrayLike = None, y: ArrayLike = None, lengths: ArrayLike = None, **options):
         """Posterior means E_q[z | x], numpy (N, Dz) ((N, T, Dz) for sequences); for a model with
-        clusters (the GMVAE) the pair (means, q(y | x) as (N, C)). `x` is data as the run was given
-        it (MNIST as 0..255 bytes), read with the run's preprocessing; `options` as in `codes`.
+        clusters (the GMVAE) the pair (means, q(y | x) as (N, C)).
+
+        Args:
+            x: data as the run was given it (MNIST as 0..255 bytes), read with the run's
+                preprocessing.
+            y: labels, for a label-conditioned model.
+            lengths: steps of each sequence, for ragged sequences.
+            **options: as `codes` takes them (``dataset``, ``split``, ``batch_size``, ``seed``,
+                ``data_dir``, ``device``).
+
+        Example::
 
             >>> gmvae = open("pretrained:gmvae-mnist")
             >>> z, q_y = gmvae.encode((gmvae.sample(3, mode="param") * 255).astype(np.uint8))
@@ -243,8 +331,15 @@ class Run:
         return (c["z"], c["q_y"]) if "q_y" in c else c["z"]
 
     def resume(self, quiet: bool = False, **settings) -> Run:
-        """Train on from the last checkpoint, e.g. `run.resume(epochs=40)`; settings must be
-        resumable (`aevb.runs.resolve.RESUMABLE`). Returns this run, reloaded.
+        """Train on from the last checkpoint; returns this run, reloaded.
+
+        Args:
+            quiet: print nothing while training.
+            **settings: what may change when a run goes on, in snake case: ``epochs``,
+                ``max_steps``, ``device``, ``compile``, ``cuda_graphs``, ``lr``, ``clip_grad``,
+                ``on_nan``, ``tensorboard``, ``data_dir`` (docs: Config keys).
+
+        Example::
 
             >>> run = fit("fa", out="runs/fa-resume", epochs=1, quiet=True)
             >>> [m["epoch"] for m in run.resume(epochs=3, quiet=True).metrics]
@@ -259,7 +354,14 @@ class Run:
 
     def figures(self, out: str | Path | None = None, dataset: str | None = None,
                 data_dir: str | None = None) -> list[Path]:
-        """Write the run's figures (default: RUN/figures) and return their paths.
+        """Write the run's figures and return their paths.
+
+        Args:
+            out: the folder (default: RUN/figures; figures/NAME for a shipped model).
+            dataset: draw the data figures from other data of the same shape.
+            data_dir: the data root to find the run's dataset in.
+
+        Example::
 
             >>> x = np.random.default_rng(0).random((300, 4))
             >>> run = fit("vae", x[:200], x[200:], out="runs/vae-figures", preprocess="none", epochs=1,

@@ -1,11 +1,65 @@
 """The command line's argument parser: argparse with one-line usage errors that suggest the closest
-flag, command or model, and no abbreviated flags."""
+flag, command or model, and no abbreviated flags; and the top level of `aevb` (its commands and
+their one-line help), which `aevb` and `aevb --help` print without loading torch."""
 
 from __future__ import annotations
 
 import argparse
 import difflib
 import sys
+
+EXAMPLE = """example:
+  aevb train vae --dataset mnist-sample --epochs 3 --out runs/first
+  aevb evaluate runs/first && aevb sample runs/first --out samples.png"""
+
+# Each command's one-line help, in the order `aevb --help` lists them.
+COMMANDS = {
+    "train": "train a model; `aevb train MODEL --help` for its options",
+    "evaluate": "ELBO, IWAE bound and exact log-likelihood of a run",
+    "sample": "draw x ~ p(x) from a trained model",
+    "encode": "write the latent codes of a dataset: posterior means, and for models with clusters "
+              "q(y|x) and each point's cluster",
+    "figures": "write the model's figures",
+    "reproduce": "train a published recipe (or fetch its shipped model), then write its figures and "
+                 "results.json",
+    "sweep": "train a recipe from several seeds and tabulate their results",
+    "pretrained": "the shipped pretrained models",
+}
+
+
+def top_level() -> tuple[Parser, dict[str, Parser]]:
+    """`aevb`'s parser with its commands, each still without options (`aevb.cli.build_parser`
+    adds them): enough for `aevb --help`, which then answers without importing torch.
+
+        parser, commands = top_level()
+        commands["evaluate"].add_argument("run")
+    """
+    parser = Parser(prog="aevb", epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
+                    description="Latent-variable models trained with Auto-Encoding Variational Bayes.")
+    parser.add_argument("--version", action=_Version)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    return parser, {name: sub.add_parser(name, help=text) for name, text in COMMANDS.items()}
+
+
+def is_top_level_help(argv: list[str]) -> bool:
+    """Whether argv asks only for the list of commands (`aevb`, `aevb --help`)."""
+    return argv in ([], ["-h"], ["--help"])
+
+
+class _Version(argparse.Action):
+    """`aevb --version`: aevb's, torch's (with its build, e.g. +cpu or +cu124) and Python's versions."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, help="show the versions and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import torch  # only when asked: the rest of the top level answers without it
+
+        from aevb.provenance import aevb_version
+
+        # torch.__version__ carries the build suffix (+cpu, +cu124) that its package metadata drops
+        print(f"aevb {aevb_version()} (torch {torch.__version__}, Python {sys.version.split()[0]})")
+        parser.exit()
 
 
 class Parser(argparse.ArgumentParser):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import os
 import sys
 import typing
@@ -14,7 +15,7 @@ import typing
 import torch
 
 from aevb import commands
-from aevb.argparser import Parser
+from aevb.argparser import Parser, top_level
 from aevb.config import (
     DataConfig,
     EncodeOptions,
@@ -28,12 +29,8 @@ from aevb.config import (
 )
 from aevb.errors import INTERRUPTED, AevbError, Interrupted, advice
 from aevb.models import registry
-from aevb.provenance import aevb_version
 from aevb.runtime import distributed, process
 
-EXAMPLE = """example:
-  aevb train vae --dataset mnist-sample --epochs 3 --out runs/first
-  aevb evaluate runs/first && aevb sample runs/first --out samples.png"""
 _DATA_DIR_HELP = "data root for the run's dataset (default: the run's, $AEVB_DATA_DIR or the cache)"
 _RUN_HELP = "a run directory, or pretrained:NAME for a shipped model"
 _DEVICE_HELP = meta(TrainConfig, "device")["help"] + " (default: auto)"
@@ -108,33 +105,17 @@ def _recipe_run_flags(parser, flags: tuple[str, ...]) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
 
 
-class _Version(argparse.Action):
-    """`aevb --version`: aevb's, torch's (with its build, e.g. +cpu or +cu124) and Python's versions."""
-
-    def __init__(self, option_strings, dest, **kwargs):
-        super().__init__(option_strings, dest, nargs=0, help="show the versions and exit")
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        # torch.__version__ carries the build suffix (+cpu, +cu124) that its package metadata drops
-        print(f"aevb {aevb_version()} (torch {torch.__version__}, Python {sys.version.split()[0]})")
-        parser.exit()
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="aevb", description="Latent-variable models trained with "
-                     "Auto-Encoding Variational Bayes.", epilog=EXAMPLE,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action=_Version)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    parser, command = top_level()
 
-    p = sub.add_parser("train", help="train a model; `aevb train MODEL --help` for its options",
-                       description="Train a model: aevb train MODEL [options]")
+    p = command["train"]
+    p.description = "Train a model: aevb train MODEL [options]"
     p.appendix = "\n" + _shared_help()
     msub = p.add_subparsers(dest="model", required=True, metavar="MODEL", parser_class=Parser)
     for name, cls in registry.MODELS.items():
         _train_parser(msub, name, cls)
 
-    p = sub.add_parser("evaluate", help="ELBO, IWAE bound and exact log-likelihood of a run")
+    p = command["evaluate"]
     p.add_argument("run", metavar="RUN_DIR", help=_RUN_HELP)
     _option_fields(p, EvaluateOptions)
     p.add_argument("--device", default="auto", help=_DEVICE_HELP)
@@ -144,13 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the run's own)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
-    p = sub.add_parser("sample", help="draw x ~ p(x) from a trained model")
+    p = command["sample"]
     p.add_argument("run", metavar="RUN_DIR", help=_RUN_HELP)
     p.add_argument("--out", required=True, metavar="FILE", help=".png for a figure, .npy for the array")
     _option_fields(p, SampleOptions)
 
-    p = sub.add_parser("encode", help="write the latent codes of a dataset: posterior means, and for "
-                       "models with clusters q(y|x) and each point's cluster")
+    p = command["encode"]
     p.add_argument("run", metavar="RUN_DIR", help=_RUN_HELP)
     p.add_argument("--out", required=True, metavar="FILE",
                    help=".npy (the means, N x Dz), .npz (z, and q_y and cluster where the model has "
@@ -162,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help=_DEVICE_HELP)
     p.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
 
-    p = sub.add_parser("figures", help="write the model's figures")
+    p = command["figures"]
     p.add_argument("run", metavar="RUN_DIR", help=_RUN_HELP)
     p.add_argument("--out", metavar="DIR",
                    help="(default: RUN_DIR/figures; figures/NAME for pretrained:NAME)")
@@ -170,8 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default=None, metavar="NAME|FILE.npz",
                    help="draw the data figures from other data of the same shape (default: the run's own)")
 
-    p = sub.add_parser("reproduce", help="train a published recipe (or fetch its shipped model), "
-                       "then write its figures and results.json")
+    p = command["reproduce"]
     p.add_argument("name", nargs="?", metavar="NAME", help="a recipe under configs/ (see --list)")
     p.add_argument("--list", action="store_true", help="list the recipes and what they reproduce")
     p.add_argument("--pretrained", action="store_true", help="use the recipe's shipped model, train nothing")
@@ -179,13 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the training run in DIR/run")
     _recipe_run_flags(p, commands.REPRODUCE_FLAGS)
 
-    p = sub.add_parser("sweep", help="train a recipe from several seeds and tabulate their results")
+    p = command["sweep"]
     p.add_argument("name", metavar="NAME", help="a recipe under configs/, or a .toml file")
     p.add_argument("--seeds", required=True, help="a range like 0-4 or a list like 0,3,7")
     p.add_argument("--out", metavar="DIR", help="(default: runs/sweep/NAME)")
     _recipe_run_flags(p, commands.SWEEP_FLAGS)
 
-    p = sub.add_parser("pretrained", help="the shipped pretrained models")
+    p = command["pretrained"]
     psub = p.add_subparsers(dest="action", required=True, parser_class=Parser)
     q = psub.add_parser("list", help="the shipped models and their metrics")
     q.add_argument("--json", action="store_true", help="print the model cards as one JSON object")
@@ -204,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
 def console() -> int:
     """The `aevb` command: `main` in a process set up for fast training (`aevb.runtime.process`)."""
     process.configure()  # before any parallel torch operation starts the thread pool
+    if not torch.cuda.is_available():  # torch's "No CUDA runtime is found, using CUDA_HOME" is noise here
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     code = main()
     if distributed.launched():
         # Leave without Python's shutdown: gloo's worker threads may still be freeing the last

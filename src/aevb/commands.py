@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import sys
 from pathlib import Path
 
@@ -56,9 +57,9 @@ def cmd_train(args) -> int:
                 raise AevbError("--resume needs --out RUN_DIR, the run to continue")
             if args.overwrite:
                 raise AevbError("--resume continues the run in --out and --overwrite replaces it; give one")
-            resume(out, quiet=args.quiet, model=args.model, sources=sources)
+            resume(out, quiet=args.quiet, model=args.model, sources=sources, hints=True)
             return 0
-        train(build_config(args.model, sources), out, args.quiet, overwrite=args.overwrite)
+        train(build_config(args.model, sources), out, args.quiet, overwrite=args.overwrite, hints=True)
     except Interrupted as e:
         if not e.stopped.endswith("saved"):
             raise
@@ -140,7 +141,10 @@ def cmd_reproduce(args) -> int:
     if ref and "ours" in ref:
         print(f"{args.name}: {ref['metric']} {ref['ours']:.4g} (reference {ref['value']:g}: "
               f"{ref['source']})")
-    print(f"results in {out / 'results.json'}, figures in {out / 'figures'}", file=sys.stderr)
+    run = shlex.quote(results["source"] if args.pretrained else str(out / "run"))
+    print(f"results in {out / 'results.json'}, figures in {out / 'figures'}; try next:\n"
+          f"  aevb evaluate {run} --iwae-samples 1000\n  aevb sample {run} --out samples.png",
+          file=sys.stderr)
     return 0
 
 

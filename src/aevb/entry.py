@@ -8,13 +8,18 @@ import os
 import signal
 import sys
 
+from aevb.argparser import is_top_level_help, top_level
 from aevb.errors import INTERRUPTED
 
 STARTING = "aevb: interrupted while starting; nothing was written"
 
 
 def console() -> int:
-    """The `aevb` command (`aevb.cli.console`), with Ctrl-C before or around it one line too."""
+    """The `aevb` command (`aevb.cli.console`), with Ctrl-C before or around it one line too;
+    `aevb` and `aevb --help` list the commands without loading torch."""
+    if is_top_level_help(sys.argv[1:]):
+        print(top_level()[0].format_help().rstrip())
+        return 0
     loading = signal.getsignal(signal.SIGINT) is signal.default_int_handler  # not ignored by a shell
     if loading:
         signal.signal(signal.SIGINT, _while_loading)

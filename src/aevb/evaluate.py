@@ -26,7 +26,7 @@ from aevb.objectives import chunk_logsumexp, elbo, iwae
 from aevb.runtime import compiling, distributed
 
 # Elements of x-sized tensors held at once in an IWAE chunk: cache-sized on a CPU, enough rows to
-# keep a GPU's matrix units busy (docs/speed.md, "IWAE in chunks").
+# keep a GPU's matrix units busy (docs: Results, Speed, "IWAE in chunks").
 _IWAE_ELEMENTS = {"cpu": 1 << 22, "cuda": 1 << 25}
 # From this many draws per datapoint IWAE chunks run compiled, on the devices where that paid; the
 # draws still come from the seeded global stream, so compiled and eager estimates agree.

@@ -10,6 +10,7 @@ from aevb.data.idx import (
     DATASETS,
     DEBIAN,
     IdxDataset,
+    available,
     cache_root,
     candidate_dirs,
     download,
@@ -24,6 +25,6 @@ from aevb.data.support import PREPROCESS, PREPROCESS_SUPPORT, check_support
 from aevb.data.synthetic import FA_SIGMA, FA_W, fa_synthetic
 
 __all__ = ["DATASETS", "DEBIAN", "FA_SIGMA", "FA_W", "MAX_CLASSES", "PREPROCESS", "PREPROCESS_SUPPORT",
-           "SYNTHETIC", "Batch", "Data", "IdxDataset", "Split", "absolute", "cache_root", "candidate_dirs",
-           "check_support", "download", "fa_synthetic", "is_file", "load", "load_idx_dataset", "load_npz",
-           "locate", "parse_idx", "preprocess", "read_idx"]
+           "SYNTHETIC", "Batch", "Data", "IdxDataset", "Split", "absolute", "available", "cache_root",
+           "candidate_dirs", "check_support", "download", "fa_synthetic", "is_file", "load",
+           "load_idx_dataset", "load_npz", "locate", "parse_idx", "preprocess", "read_idx"]

@@ -239,6 +239,16 @@ def download(spec: IdxDataset, folder: Path, mirrors: tuple[str, ...] | None = N
             )
 
 
+def available(name: str, data_dir: str | Path | None = None) -> bool:
+    """Whether dataset `name` is on disk where `locate` looks, without downloading it.
+
+        >>> available("mnist-sample")
+        True
+    """
+    stems = DATASETS[name].sha256
+    return any(all(_find_file(folder, s) for s in stems) for folder in candidate_dirs(name, data_dir))
+
+
 def locate(name: str, data_dir: str | Path | None = None, download_missing: bool = True,
            mirrors: tuple[str, ...] | None = None) -> Path:
     """The folder holding all four files of dataset `name`, downloading them if none has them."""

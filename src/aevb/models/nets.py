@@ -49,7 +49,7 @@ class ReLUDropout(nn.Module):
 
     since out > 0 exactly where m = 1 and y > 0. The output is kept anyway (the next layer's weight
     gradient reads it), so nothing else is saved, where a ReLU and a Dropout module save two bool
-    masks (docs/speed.md, "ReLU and dropout as one module"). The mask is drawn and applied as torch's
+    masks (docs: Results, Speed, "ReLU and dropout as one module"). The mask is drawn and applied as torch's
     native_dropout does: a seed draws the same masks, and in fp32 the same outputs and gradients.
     """
 

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import math
 import shlex
+from pathlib import Path
+
+from aevb.runs.directory import TENSORBOARD
 
 # Pixel data as the model reads them: dequantized 8-bit values (a density on [0,1]^D in bins of
 # 1/256, so log P(pixels) >= ELBO - D log 256) or binarized ones (a probability already).
@@ -38,8 +41,10 @@ def start_line(cfg, data, device, compile_from: int | None, out, resumed_from: i
             f"test, {shape} each) on {device}, {t.precision}, {mode}, {t.epochs} epochs -> {out}")
 
 
-def end_lines(model: str, record: dict, dims: int, preprocess: str, out) -> list[str]:
-    """The final test metrics with their units, and the commands to try next."""
+def end_lines(model: str, record: dict, dims: int, preprocess: str, out, hints: bool = True,
+              tensorboard: bool = False) -> list[str]:
+    """The final test metrics with their units, where the run and its logs are, and with `hints`
+    the commands to try next."""
     elbo = record["test_elbo"]
     shown = f"test ELBO {elbo:.2f} nats per datapoint"
     bits = bits_per_dim(elbo, dims, preprocess)
@@ -49,11 +54,15 @@ def end_lines(model: str, record: dict, dims: int, preprocess: str, out) -> list
         if key.startswith("test_") and key != "test_elbo" and isinstance(value, float):
             shown += f", {key[5:].replace('_', ' ')} {value:.3f}"
     run = shlex.quote(str(out))
-    return [f"aevb: {model} finished at epoch {record['epoch']:g}, step {record['step']}: {shown}",
-            f"run saved in {out}; try next:",
-            f"  aevb evaluate {run} --iwae-samples 1000",
-            f"  aevb figures {run}",
-            f"  aevb sample {run} --out samples.png"]
+    lines = [f"aevb: {model} finished at epoch {record['epoch']:.4g}, step {record['step']}, after "
+             f"{record['seconds']:.1f} s of training: {shown}",
+             f"run saved in {out}" + ("; try next:" if hints else "")]
+    if hints:
+        lines += [f"  aevb evaluate {run} --iwae-samples 1000", f"  aevb figures {run}",
+                  f"  aevb sample {run} --out samples.png"]
+    if tensorboard:
+        lines.append(f"  tensorboard --logdir {shlex.quote(str(Path(out) / TENSORBOARD))}   # its curves")
+    return lines
 
 
 def evaluate_table(result: dict, dims: int, preprocess: str) -> str:

@@ -19,7 +19,7 @@ from aevb.evaluate import seeded
 from aevb.runs.directory import TENSORBOARD, own
 
 GRID = 16  # samples shown each epoch, a 4 x 4 grid
-EXTRA = 'pip install "aevb[tensorboard]"'
+EXTRA = "pip install tensorboard"
 NOT_SCALARS = ("epoch", "step", "seconds", "partial", "lr")
 
 

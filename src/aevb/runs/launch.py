@@ -38,12 +38,13 @@ def default_run_dir(model: str) -> Path:
 
 
 def train(cfg: RunConfig, out: str | Path, quiet: bool = False, overwrite: bool = False,
-          arrays: dict[str, np.ndarray] | None = None) -> Trainer:
+          arrays: dict[str, np.ndarray] | None = None, hints: bool = False) -> Trainer:
     """Start a new run of `cfg` (from `aevb.runs.config`) in `out` and train it to the end.
 
     The run directory appears whole or not at all, from its first moment holding a checkpoint that
     `resume` continues; a bad flag or a bad file leaves nothing behind. `arrays` (named as in an
-    .npz) are the data instead of `cfg.data.dataset`, and are saved in the run as data.npz.
+    .npz) are the data instead of `cfg.data.dataset`, and are saved in the run as data.npz; `hints`
+    ends with the commands to try next (the command line's summary, not Python's).
 
         trainer = train(config("fa", epochs=3), "runs/fa")
     """
@@ -82,7 +83,7 @@ def train(cfg: RunConfig, out: str | Path, quiet: bool = False, overwrite: bool 
             failed = str(e)
     if distributed.any_rank(torch.tensor([failed is not None]))[0]:  # the other ranks stop too
         raise AevbError(failed or f"rank 0 could not write the run directory {out}")
-    _run(trainer, cfg, out, quiet, None)
+    _run(trainer, cfg, out, quiet, None, hints)
     return trainer
 
 
@@ -92,7 +93,7 @@ def _save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def resume(out: str | Path, settings: dict | None = None, quiet: bool = False, model: str | None = None,
-           sources: list[tuple[str, dict]] = ()) -> Trainer:
+           sources: list[tuple[str, dict]] = (), hints: bool = False) -> Trainer:
     """Continue the run in `out` from its last checkpoint, optionally for more epochs or steps.
 
     `settings` are flag values in snake case (epochs=, lr= ...); `sources` (where, values) pairs
@@ -134,11 +135,12 @@ def resume(out: str | Path, settings: dict | None = None, quiet: bool = False, m
     except BaseException:
         run.release()
         raise
-    _run(trainer, cfg, out, quiet, meta["step"])
+    _run(trainer, cfg, out, quiet, meta["step"], hints)
     return trainer
 
 
-def _run(trainer: Trainer, cfg: RunConfig, out: str | Path, quiet: bool, resumed_from: int | None) -> None:
+def _run(trainer: Trainer, cfg: RunConfig, out: str | Path, quiet: bool, resumed_from: int | None,
+         hints: bool) -> None:
     """Train to the end between a start line and a summary (`--quiet`: neither), logging for
     TensorBoard if asked; the run's lock is released however it ends."""
     talk = not quiet and distributed.is_main()
@@ -156,5 +158,6 @@ def _run(trainer: Trainer, cfg: RunConfig, out: str | Path, quiet: bool, resumed
         trainer.run.release()
     if talk and trainer.last_record is not None:
         dims = math.prod(trainer.data.event_shape)
-        for line in console.end_lines(cfg.model, trainer.last_record, dims, cfg.data.preprocess, out):
+        for line in console.end_lines(cfg.model, trainer.last_record, dims, cfg.data.preprocess, out,
+                                      hints, cfg.train.tensorboard):
             print(line, file=sys.stderr)

@@ -4,7 +4,7 @@ started without repeating inductor's instruction-set check in every process.
 Compiling costs seconds to minutes, which faster steps must repay (`compile_from`). Inductor checks
 the CPU's vector instruction sets by building and loading test libraries, in every new process;
 the outcome depends only on the CPU, the compiler and torch, so `isa_options` records it once
-beside inductor's cache. Measurements: docs/speed.md, "Why the code is as it is".
+beside inductor's cache. Measurements: the docs' Results, Speed, "Why the code is as it is".
 """
 
 from __future__ import annotations
@@ -24,19 +24,19 @@ from aevb.config import TrainConfig
 from aevb.errors import WriteError
 
 # `compile = None` compiles runs of at least this many steps, by device type (others: "cpu"): where
-# compiling repays itself (docs/speed.md, "When compiling pays").
+# compiling repays itself (docs: Results, Speed, "When compiling pays").
 COMPILE_FROM_STEPS = {"cpu": 2000, "cuda": 30_000}
 
 # Random numbers in compiled CPU code from aten's generator, eager's stream: compiled and eager runs
-# draw alike, and it is faster than inductor's own (docs/speed.md, "Random numbers in compiled code").
+# draw alike, and it is faster than inductor's own (docs: Results, Speed, "Random numbers in compiled code").
 CPU_COMPILE_OPTIONS = {"fallback_random": True}
 
 # On the CPU AOTAutograd saves no views, so a ReLU's mask is recomputed from the kept activation,
-# not read as a bool tensor (docs/speed.md, "How AOTAutograd partitions a CPU step").
+# not read as a bool tensor (docs: Results, Speed, "How AOTAutograd partitions a CPU step").
 CPU_PARTITION_OPTIONS = {"recompute_views": True}
 
 # Let AOTAutograd's disk cache hold graphs with a custom autograd.Function (nets.ReLUDropout), so a
-# new process skips tracing (docs/speed.md, "AOTAutograd's cache"); torch 2.6 lacks the switch.
+# new process skips tracing (docs: Results, Speed, "AOTAutograd's cache"); torch 2.6 lacks the switch.
 AOT_CACHE_OPTIONS = {key: True for key in ("autograd_cache_allow_custom_autograd_functions",)
                      if hasattr(torch._functorch.config, key)}
 

@@ -1,7 +1,7 @@
 """A training step captured once as a CUDA graph and replayed for every later batch of its shape.
 
 At the recipes' small batches a GPU step is a few hundred kernels of a few microseconds' work
-each, and the host's time to launch them is the step's time (docs/speed.md, "On a GPU"). A graph
+each, and the host's time to launch them is the step's time (docs: Results, Speed, "On a GPU"). A graph
 launches them all at once. A replay runs no Python, so the captured step must not read a tensor
 on the host and must use the same tensors every time: the batch is copied into buffers the graph
 owns, Adam keeps its step count (and a scheduled learning rate) on the device (`capturable`), and

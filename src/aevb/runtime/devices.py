@@ -37,7 +37,7 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}  # and "auto", which resolve
 def native_bf16(device: torch.device) -> bool:
     """Whether `device` multiplies bf16 matrices in hardware: a CPU with AVX-512 BF16 or AMX (or
     an Arm CPU that oneDNN runs bf16 on), a CUDA GPU from Ampere on. Elsewhere bf16 is emulated,
-    and several times slower than fp32 (docs/speed.md, "On a CPU without bf16 hardware")."""
+    and several times slower than fp32 (docs: Results, Speed, "On a CPU without bf16 hardware")."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported(including_emulation=False)
     if device.type != "cpu":

@@ -29,7 +29,7 @@ def flush_denormals() -> None:
     """Flush denormal floats to zero on the CPU (FTZ and DAZ), for the whole process.
 
     Adam's moments of a weight whose gradient stays at zero decay below 1e-38, where x86 arithmetic
-    is many times slower, and values that small change no update (docs/speed.md, "Denormals").
+    is many times slower, and values that small change no update (docs: Results, Speed, "Denormals").
     Threads take the mode of the thread that creates them, so call this before torch's first
     parallel operation (numpy and hypothesis, for two, expect denormals).
     """
@@ -41,7 +41,7 @@ def keep_freed_memory() -> bool:
     returns whether it could (False off glibc, e.g. macOS or musl).
 
     By default glibc gives freed blocks back to the system, and the next step maps them again, one
-    page fault per 4 KiB (docs/speed.md, "The allocator"). The cost is that the heap stays at its
+    page fault per 4 KiB (docs: Results, Speed, "The allocator"). The cost is that the heap stays at its
     peak size (up to TRIM_FROM free at its top), as PyTorch's CUDA allocator keeps its blocks.
     """
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":

@@ -26,7 +26,7 @@ MAX_ROLLBACKS = 5
 def fault_flags(loss: torch.Tensor, grads: list[torch.Tensor], clip_grad: float | None) -> torch.Tensor:
     """(1 + P,) flags on the device: the loss, then each gradient, holds a NaN or inf. Clips the
     gradients to an L2 norm of `clip_grad` when asked, reusing the per-tensor norms (cheaper than
-    GradScaler's in-place check: docs/speed.md, "Fault flags")."""
+    GradScaler's in-place check: docs: Results, Speed, "Fault flags")."""
     norms = torch.stack(torch._foreach_norm(grads))  # (P,) L2 norm of each gradient
     if clip_grad is not None:  # torch.nn.utils.clip_grad_norm_, reusing the norms
         scale = clip_grad / (torch.linalg.vector_norm(norms) + 1e-6)

@@ -257,10 +257,10 @@ class Trainer:
         if not self.quiet:
             extra = "".join(f"  {k[5:].replace('_', ' ')} {v:.3f}" for k, v in record.items()
                             if k.startswith("test_") and k != "test_elbo")
-            tqdm.write(f"epoch {record['epoch']:g}  step {record['step']}  "
+            tqdm.write(f"epoch {record['epoch']:.4g}  step {record['step']}  "
                        f"train {name(self.cfg.objective, self.cfg.train_samples)} "
                        f"{record['train_elbo']:.3f}  test ELBO {record['test_elbo']:.3f}"
-                       f"{extra}  ({record['seconds']:.1f}s)")
+                       f"{extra}  ({record['seconds']:.1f} s elapsed)")
         if self.writes:
             self.run.append_metrics(record)
             for observer in self.observers:
