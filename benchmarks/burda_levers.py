@@ -24,7 +24,7 @@ from pathlib import Path
 
 from aevb import runs
 from aevb.evaluate import mean_se, per_datapoint
-from aevb.reproduce import config
+from aevb.runs.resolve import config
 from aevb.runtime import process
 
 PLAIN = {"lr_decay_from": None, "output_bias": "random"}  # the recipe without the levers it took

@@ -13,8 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from aevb import reproduce, sweep
-from aevb.runs import pretrained
+from aevb.runs import pretrained, reproduce, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 import torch
 
+from aevb import starts
 from aevb.cli import main
 from aevb.config import TrainConfig
 from aevb.data import preprocess
 from aevb.errors import AevbError
-from aevb.models import gmvae_start
 from aevb.runs import build_config, build_model, data_info, prepare_data
 from aevb.runs.load import load_checkpoint
 from aevb.runtime.devices import autocast
+from aevb.starts import umap as gmvae_start
 from aevb.training.trainer import Trainer
 
 SMALL = {"components": 4, "latent_dim": 3, "hidden": 32, "layers": 1}
@@ -63,7 +64,7 @@ def test_freeze_epochs_cannot_be_negative():
 def test_autoencoder_umap_start_sets_the_prior_to_its_clusters():
     pytest.importorskip("umap")
     cfg, data, model = small_setup("autoencoder-umap")
-    info = model.start(data, cfg.train, quiet=True)
+    info = starts.run(model, data, cfg.train, quiet=True)
     assert info["init"] == "autoencoder-umap" and sum(info["cluster_sizes"]) == 600
     assert info["reconstruction_nats"] < 250  # an autoencoder, not random weights (about 540)
 
@@ -121,6 +122,6 @@ def test_the_start_takes_at_most_max_steps_in_each_of_its_fits(monkeypatch):
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(torch.optim.Adam, "step", counted)
-    model.start(data, cfg.train, quiet=True)
+    starts.run(model, data, cfg.train, quiet=True)
     per_fit = [steps.count(opt) for opt in dict.fromkeys(steps)]
     assert per_fit == [2, 2]  # the autoencoder's 30 epochs and q(y|x)'s 1,200 steps, cut at 2

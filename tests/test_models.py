@@ -180,7 +180,7 @@ def test_cvae_fitted_prior_is_each_labels_mixture_fitted_to_its_codes():
     y = torch.arange(400) % C
     x = torch.rand(400, D) * 0.2 + y[:, None] / C  # each label its own pixels, so its own codes
     data = Data("toy", Split(x, y), Split(x[:20], y[:20]))
-    model.start(data, TrainConfig(seed=0))
+    model.check_data(data, TrainConfig(seed=0))
     assert isinstance(model.prior(y[:3]).base_dist, torch.distributions.Normal)  # not fitted yet
     model.after_epoch(data, TrainConfig(seed=0), 1)
     with torch.no_grad():
@@ -200,7 +200,7 @@ def test_cvae_fitted_prior_is_each_labels_mixture_fitted_to_its_codes():
     assert model.eval().sample(4, torch.tensor([1, 2, 3, 4])).shape == (4, D)
     few = Data("toy", Split(x[:15], y[:15]), Split(x[:5], y[:5]))
     with pytest.raises(AevbError, match="label 5 has 1; lower --prior-components"):
-        model.start(few, TrainConfig(seed=0))
+        model.check_data(few, TrainConfig(seed=0))
 
 
 def test_em_step_raises_the_likelihood_and_keeps_the_data_mean():

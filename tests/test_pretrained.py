@@ -8,11 +8,10 @@ import pytest
 import torch
 
 import aevb
-from aevb import reproduce
 from aevb.cli import main as _main
 from aevb.errors import AevbError
 from aevb.evaluate import evaluate
-from aevb.runs import export, open_run, pretrained
+from aevb.runs import export, open_run, pretrained, reproduce
 from aevb.runs.load import load_model
 
 
@@ -115,7 +114,7 @@ def test_reproduce_list_names_every_recipe(capsys):
 
 def test_reproduce_smoke_run_writes_results_and_figures(tmp_path, capsys, monkeypatch):
     # the tutorial's two FA experiments, shortened: their full 7,000 steps are test_fa_figures' (slow)
-    from aevb.models import fa_experiments as experiments
+    from aevb.reports import fa_experiments as experiments
 
     short_1, short_2 = experiments.experiment_1, experiments.experiment_2
     monkeypatch.setattr(experiments, "experiment_1", lambda *run: short_1(*run, steps=50))

@@ -6,7 +6,7 @@ import pytest
 
 from aevb.cli import main
 from aevb.errors import AevbError
-from aevb.sweep import parse_seeds, summarise
+from aevb.runs.sweep import parse_seeds, summarise
 
 
 def test_parse_seeds():

@@ -246,7 +246,7 @@ def test_an_iwae_run_names_its_training_bound_in_the_log_and_the_learning_curve(
     assert "train IWAE_3 " in capsys.readouterr().out
     drawn, learning_curve = [], plots.learning_curve
     monkeypatch.setattr(plots, "learning_curve", lambda *a, **k: drawn.append(a) or tmp_path / "x.png")
-    figures.write(tmp_path / "run", tmp_path / "figures")
+    figures.write(*runs.open_run(tmp_path / "run"), tmp_path / "figures")
     assert drawn[0][3] == "IWAE_3"
     legend = learning_curve([{"epoch": 1, "train_elbo": -9.0, "test_elbo": -9.5}],
                             objective="IWAE_3").axes[0].get_legend()

@@ -25,8 +25,9 @@ from aevb.evaluate import evaluate
 from aevb.reports import figures
 from aevb.reports.console import bits_per_dim
 from aevb.runs import launch, pretrained
-from aevb.runs.directory import DATA, read_metrics
-from aevb.runs.load import check_same_shape, checkpoint_file, load_model, open_run, prepare_data
+from aevb.runs.directory import DATA, FIGURES, own, read_metrics
+from aevb.runs.load import check_same_shape, checkpoint_file, load_model, open_run
+from aevb.runs.parts import prepare_data
 from aevb.runs.resolve import build_config, read_source, sections
 from aevb.runtime import process
 from aevb.runtime.devices import resolve_device
@@ -369,5 +370,10 @@ class Run:
             >>> [path.name for path in run.figures()]
             ['learning-curve.png', 'samples-over-test-data.png']
         """
-        where = Path(out) if out is not None else figures.default_out(self.path)
-        return figures.write(self.path, where, data_dir=data_dir, dataset=dataset)
+        if out is not None:
+            where = Path(out)
+        elif pretrained.is_name(self.path):  # figures/NAME for pretrained:NAME
+            where = Path(FIGURES) / str(self.path)[len(pretrained.PREFIX):]
+        else:
+            where = own(self.path / FIGURES)
+        return figures.write(*open_run(self.path, data_dir=data_dir, dataset=dataset), where)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aevb import atomic, encoding, reproduce, sweep
+from aevb import atomic, encoding
 from aevb.api import Run
 from aevb.config import (
     DataConfig,
@@ -27,7 +27,7 @@ from aevb.config import (
 from aevb.errors import AevbError, Interrupted
 from aevb.models import registry
 from aevb.reports import console, plots
-from aevb.runs import export, pretrained
+from aevb.runs import export, pretrained, reproduce, sweep
 from aevb.runs.launch import default_run_dir, resume, train
 from aevb.runs.resolve import build_config, read_source, sections
 

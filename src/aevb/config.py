@@ -113,6 +113,12 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    def __post_init__(self):
+        """Every value checked as it would be from a file, also in a RunConfig made by hand; the
+        checks across fields and against the device are `aevb.runs.build_config`'s."""
+        for section in (self.model_config, self.data, self.train):
+            replace_checked(section, dataclasses.asdict(section), "RunConfig")
+
     def to_dict(self) -> dict:
         return {
             "model": self.model,

@@ -6,14 +6,13 @@ datapoint. `terms` turns them into the log-densities that `aevb.objectives` redu
 an IWAE bound. Shapes use one alphabet: K samples, B batch, D dims.
 
 Everything else that is particular to one model is asked of the model through the hooks at the
-end of the class (how it reads data, checks its options, starts training, which extra figures it
-draws), so that no code outside `aevb.models` names a model.
+end of the class (how it reads data, checks its options and data, what it refits after an epoch),
+so that no code outside `aevb.models` names a model.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -49,6 +48,7 @@ class LatentModel(nn.Module):
     uses_labels: ClassVar[bool] = False  # conditional models take c = the datapoint's label
     sequential: ClassVar[bool] = False  # x is a sequence (B, T, D), not a vector (B, D)
     compilable: ClassVar[bool] = True  # torch.compile can trace `terms` (aevb.training.step)
+    figure_sets: ClassVar[tuple[str, ...]] = ()  # figures only this model gets (aevb.reports.figures)
 
     @classmethod
     def data_support(cls, cfg) -> str:
@@ -158,19 +158,13 @@ class LatentModel(nn.Module):
                             f"reads; drop lengths_train/lengths_test for {cls.name}")
         return x.flatten(1)
 
-    def start(self, data, train_cfg, quiet: bool = False) -> dict:
-        """Initialise the networks before training (their random weights are the start here);
-        returns what the start measured, for the run's metadata."""
-        return {}
+    def check_data(self, data, train_cfg) -> None:
+        """Refuse data this model cannot train on (beyond its shape and values), before a run
+        directory is written."""
 
     def after_epoch(self, data, train_cfg, epoch: int) -> None:
         """Update what the model fits rather than trains (the CVAE's fitted prior), after each
         complete epoch and before it is evaluated and checkpointed; `epoch` counts completed ones."""
-
-    def extra_figures(self, cfg, data, out: Path) -> list[Path]:
-        """Figures only this model draws, beyond those every model of its kind gets
-        (`aevb.reports.figures`); returns the files written."""
-        return []
 
     def parameters_of(self, names: str) -> list[nn.Parameter]:
         """The parameters of the modules named in `names` ("qy,pz_y"); an unknown name is an error."""

@@ -114,7 +114,7 @@ class CVAE(LatentModel):
 
     # -- the fitted prior: EM on the codes of each label's training images --------------------------
 
-    def start(self, data, train_cfg, quiet: bool = False) -> dict:
+    def check_data(self, data, train_cfg) -> None:
         """--prior fitted: refuse labels with fewer training images than mixture components."""
         counts = torch.bincount(data.train.y, minlength=self.n_classes)
         if self.cfg.prior == "fitted" and counts.min() < self.cfg.prior_components:
@@ -122,7 +122,6 @@ class CVAE(LatentModel):
             raise AevbError(f"cvae --prior fitted needs at least --prior-components "
                             f"{self.cfg.prior_components} training datapoints of every label, but label "
                             f"{label} has {int(counts[label])}; lower --prior-components")
-        return {}
 
     @torch.no_grad()
     def after_epoch(self, data, train_cfg, epoch: int) -> None:

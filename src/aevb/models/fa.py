@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +29,6 @@ from torch.distributions import Independent, MultivariateNormal, Normal
 
 from aevb.config import option
 from aevb.data.sources import SYNTHETIC
-from aevb.models import fa_experiments
 from aevb.models.base import LatentModel
 
 _SOFTPLUS_INV_1 = math.log(math.e - 1.0)  # softplus(_SOFTPLUS_INV_1) == 1
@@ -47,7 +45,8 @@ class FAConfig:
 class FactorAnalysis(LatentModel):
     """Linear-Gaussian factor analysis with a linear recognition model and shared covariance."""
 
-    compilable = False  # dynamo (torch 2.13) fails on MultivariateNormal's KL; FA is tiny anyway
+    compilable = False  # dynamo fails on MultivariateNormal's KL; FA is tiny anyway
+    figure_sets = ("fa-experiments",)  # the tutorial's two traced experiments (aevb.reports.fa_experiments)
     name = "fa"
     Config = FAConfig
     recipe = {
@@ -78,10 +77,6 @@ class FactorAnalysis(LatentModel):
         if cfg.learn_mean is None:
             return dataclasses.replace(cfg, learn_mean=dataset != SYNTHETIC)
         return cfg
-
-    def extra_figures(self, cfg, data, out: Path) -> list[Path]:
-        """The tutorial's two experiments, retrained from the run's config (aevb.models.fa_experiments)."""
-        return fa_experiments.figures(type(self), cfg, data, out)
 
     # -- the three densities ------------------------------------------------------------------
 

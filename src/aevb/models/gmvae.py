@@ -15,7 +15,8 @@ values of y.
 
 Where training starts decides the clusters. The tutorial's recipe starts from random weights
 (`configs/gmvae-tutorial.toml`); `aevb train gmvae` (`configs/gmvae.toml`) starts from UMAP clusters
-of an autoencoder's codes (`aevb.models.gmvae_start`) and keeps q(y|x) there, because the ELBO
+of an autoencoder's codes (`aevb.starts.umap`, which uses `code`, `set_components` and
+`cluster_log_probs` below) and keeps q(y|x) there, because the ELBO
 prefers components that are Gaussian in z to the digit classes and, let loose, trades cluster
 accuracy for it (docs: Results, "The GMVAE's clusters").
 """
@@ -32,7 +33,6 @@ from torch.distributions import Categorical, Normal, kl_divergence
 
 from aevb.config import option
 from aevb.data.support import LIKELIHOODS
-from aevb.models import gmvae_start
 from aevb.models.base import LatentModel, Terms
 from aevb.models.nets import GaussianHead, LikelihoodHead, mlp
 
@@ -48,7 +48,7 @@ class GMVAEConfig:
                              noun="likelihood")
     init: str = option("random", "where training starts: random weights, or clusters of an "
                        "autoencoder's codes embedded by UMAP (needs umap-learn)",
-                       choices=gmvae_start.STARTS, noun="init")
+                       choices=("random", "autoencoder-umap"), noun="init")
     init_epochs: int = option(20, "autoencoder-umap: epochs of autoencoder pretraining", low=1)
 
 
@@ -88,18 +88,6 @@ class GMVAE(LatentModel):
     @property
     def n_clusters(self) -> int:
         return self.cfg.components
-
-    @classmethod
-    def check_config(cls, cfg: GMVAEConfig) -> None:
-        if cfg.init == "autoencoder-umap":
-            gmvae_start.check_available()
-
-    def start(self, data, train_cfg, quiet: bool = False) -> dict:
-        """Random weights, or with init = "autoencoder-umap" clusters of an autoencoder's codes
-        (aevb.models.gmvae_start)."""
-        if self.cfg.init == "random":
-            return {}
-        return gmvae_start.start(self, data, train_cfg, quiet)
 
     @property
     def log_py(self) -> float:

@@ -9,8 +9,6 @@ import math
 import shlex
 from pathlib import Path
 
-from aevb.runs.directory import TENSORBOARD
-
 # Pixel data as the model reads them: dequantized 8-bit values (a density on [0,1]^D in bins of
 # 1/256, so log P(pixels) >= ELBO - D log 256) or binarized ones (a probability already).
 BITS_OFFSET = {"dequantize": 8.0, "binarize-threshold": 0.0, "binarize-dynamic": 0.0}
@@ -42,9 +40,9 @@ def start_line(cfg, data, device, compile_from: int | None, out, resumed_from: i
 
 
 def end_lines(model: str, record: dict, dims: int, preprocess: str, out, hints: bool = True,
-              tensorboard: bool = False) -> list[str]:
-    """The final test metrics with their units, where the run and its logs are, and with `hints`
-    the commands to try next."""
+              tensorboard: Path | None = None) -> list[str]:
+    """The final test metrics with their units, where the run and its TensorBoard logs are, and
+    with `hints` the commands to try next."""
     elbo = record["test_elbo"]
     shown = f"test ELBO {elbo:.2f} nats per datapoint"
     bits = bits_per_dim(elbo, dims, preprocess)
@@ -60,8 +58,8 @@ def end_lines(model: str, record: dict, dims: int, preprocess: str, out, hints: 
     if hints:
         lines += [f"  aevb evaluate {run} --iwae-samples 1000", f"  aevb figures {run}",
                   f"  aevb sample {run} --out samples.png"]
-    if tensorboard:
-        lines.append(f"  tensorboard --logdir {shlex.quote(str(Path(out) / TENSORBOARD))}   # its curves")
+    if tensorboard is not None:
+        lines.append(f"  tensorboard --logdir {shlex.quote(str(tensorboard))}   # its curves")
     return lines
 
 

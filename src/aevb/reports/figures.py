@@ -6,7 +6,7 @@ label-conditioned model adds its label-by-label grid, a model with clusters its 
 grid (rows ordered by the label each cluster is matched to) and the cluster proportions, a
 sequential model an animation of images generated row by row (its t-SNE map concatenates the
 posterior means of every step). Other data: samples over the data. Then whatever figures only the
-model draws (`LatentModel.extra_figures`).
+model draws (`LatentModel.figure_sets`: FA's traced experiments).
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ import torch
 from aevb import clustering
 from aevb.evaluate import cluster_assignments, seeded
 from aevb.objectives import name
-from aevb.reports import plots
-from aevb.runs.directory import FIGURES, own
-from aevb.runs.load import open_run
-from aevb.runs.pretrained import PREFIX
+from aevb.reports import fa_experiments, plots
 
+# Figures that only some models draw, by the name a model lists in `figure_sets`.
+FIGURE_SETS = {"fa-experiments": fa_experiments.figures}
 TSNE_POINTS = 5000  # test points in the t-SNE map: enough to show the clusters; its time grows with it
 
 
@@ -49,19 +48,12 @@ def tsne(points: np.ndarray, seed: int) -> np.ndarray:
     return TSNE(n_components=2, init="pca", learning_rate="auto", random_state=seed).fit_transform(points)
 
 
-def default_out(run: str | Path) -> Path:
-    """Where `aevb figures RUN` writes: RUN/figures, or figures/NAME for `pretrained:NAME`."""
-    run = str(run)
-    return Path(FIGURES) / run[len(PREFIX):] if run.startswith(PREFIX) else own(Path(run) / FIGURES)
+def write(model, cfg, data, meta: dict, out: Path) -> list[Path]:
+    """Write every figure of a trained model, as `aevb.runs.open_run` gives it, into `out`;
+    returns the files written.
 
-
-def write(run: str | Path, out: Path, data_dir: str | None = None, dataset: str | None = None) -> list[Path]:
-    """Write every figure of a run (or `pretrained:NAME`) into `out`; returns the files written.
-    `dataset` draws the data figures from other data of the same shape (see runs.open_run).
-
-        >>> write("pretrained:vae-mnist", Path("figures/vae"))
+        >>> write(*open_run("pretrained:vae-mnist"), Path("figures/vae"))
     """
-    model, cfg, data, meta = open_run(run, data_dir=data_dir, dataset=dataset)
     info, seed = meta["data_info"], cfg.train.seed
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -76,7 +68,9 @@ def write(run: str | Path, out: Path, data_dir: str | None = None, dataset: str 
                                                out / "samples-over-test-data.png"))
     else:
         written += _image_figures(model, cfg, data, info, out, seed)
-    return written + model.extra_figures(cfg, data, out)
+    for figure_set in model.figure_sets:
+        written += FIGURE_SETS[figure_set](type(model), cfg, data, out)
+    return written
 
 
 def _image_figures(model, cfg, data, info, out: Path, seed: int) -> list[Path]:

@@ -16,7 +16,6 @@ import torch
 
 from aevb.errors import AevbError
 from aevb.evaluate import seeded
-from aevb.runs.directory import TENSORBOARD, own
 
 GRID = 16  # samples shown each epoch, a 4 x 4 grid
 EXTRA = "pip install tensorboard"
@@ -34,15 +33,16 @@ def check_installed() -> None:
 class TensorBoardLog:
     """Writes one run's curves and samples; `epoch(record)` after each logged epoch.
 
-        log = TensorBoardLog("runs/mine", model, {"image_shape": [28, 28]}, seed=0)
+        log = TensorBoardLog("runs/mine/tensorboard", model, {"image_shape": [28, 28]}, seed=0)
         log.epoch({"step": 1875, "train_elbo": -110.2, "test_elbo": -108.9}, lr=1e-3)
     """
 
-    def __init__(self, run: str | Path, model, data_info: dict, seed: int, resumed_from: int | None = None):
+    def __init__(self, folder: str | Path, model, data_info: dict, seed: int,
+                 resumed_from: int | None = None):
         from torch.utils.tensorboard import SummaryWriter
 
         purge = None if resumed_from is None else resumed_from + 1
-        self.writer = SummaryWriter(str(own(Path(run) / TENSORBOARD)), purge_step=purge)
+        self.writer = SummaryWriter(str(folder), purge_step=purge)
         self.model, self.seed = model, seed
         self.image_shape = data_info.get("image_shape")
         self.n_classes = data_info.get("n_classes") or 0

@@ -1,6 +1,6 @@
 """The checkpoint file format: one safetensors file of tensors whose header carries JSON.
 
-    tensors   model/<name>, and for a training run optim/..., rng/..., data/... (aevb.training.state)
+    tensors   model/<name>, and for a training run optim/..., rng/..., data/... (aevb.training.trainer)
     metadata  {"aevb": JSON with format, config, data_info, step, epoch, metrics ...}
 
 Nothing here unpickles code, and writes are atomic (`aevb.atomic`): a crash or a full disk never

@@ -11,26 +11,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aevb import provenance
+from aevb import provenance, starts
 from aevb.config import RunConfig, config_from_dict
 from aevb.data.npz import from_arrays
 from aevb.errors import AevbError
 from aevb.models import registry
 from aevb.reports import console, tensorboard
-from aevb.runs.directory import DATA, RunDirectory
-from aevb.runs.load import (
-    build_model,
-    check_test_labels,
-    data_info,
-    load_checkpoint,
-    own_copy,
-    prepare_data,
-)
-from aevb.runs.resolve import build_config, checked, sections
+from aevb.runs.directory import DATA, TENSORBOARD, RunDirectory, own
+from aevb.runs.load import load_checkpoint, own_copy
+from aevb.runs.parts import build_model, check_test_labels, data_info, prepare_data
+from aevb.runs.resolve import build_config, sections
 from aevb.runtime import distributed
 from aevb.runtime.devices import native_bf16, resolve_device
-from aevb.training.state import prefixed
-from aevb.training.trainer import Trainer
+from aevb.training.trainer import Trainer, prefixed
 
 
 def default_run_dir(model: str) -> Path:
@@ -39,7 +32,8 @@ def default_run_dir(model: str) -> Path:
 
 def train(cfg: RunConfig, out: str | Path, quiet: bool = False, overwrite: bool = False,
           arrays: dict[str, np.ndarray] | None = None, hints: bool = False) -> Trainer:
-    """Start a new run of `cfg` (from `aevb.runs.config`) in `out` and train it to the end.
+    """Start a new run of `cfg` (from `aevb.runs.config` or `build_config`, which check it across
+    fields and against the device) in `out` and train it to the end.
 
     The run directory appears whole or not at all, from its first moment holding a checkpoint that
     `resume` continues; a bad flag or a bad file leaves nothing behind. `arrays` (named as in an
@@ -53,7 +47,6 @@ def train(cfg: RunConfig, out: str | Path, quiet: bool = False, overwrite: bool 
     if arrays is not None:  # validated before anything is written; cfg names the copy (aevb.fit)
         given = from_arrays(arrays, "aevb.fit")
         files[DATA] = lambda path: _save_arrays(path, arrays)
-    cfg = checked(cfg)
     if cfg.train.tensorboard:
         tensorboard.check_installed()
     replace = run.check_new(overwrite)
@@ -70,7 +63,8 @@ def train(cfg: RunConfig, out: str | Path, quiet: bool = False, overwrite: bool 
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg, data_info(data)).to(device)
     frozen = model.parameters_of(cfg.train.freeze)  # a bad --freeze fails before the start's minutes
-    start = model.start(data, cfg.train, quiet or not main)
+    model.check_data(data, cfg.train)
+    start = starts.run(model, data, cfg.train, quiet or not main)
     meta = {"config": cfg.to_dict(), "data_info": data_info(data), "model": cfg.model,
             "versions": provenance.versions(), **({"start": start} if start else {})}
     trainer = Trainer(model, data, cfg.train, run, meta, quiet, frozen)
@@ -150,7 +144,8 @@ def _run(trainer: Trainer, cfg: RunConfig, out: str | Path, quiet: bool, resumed
                                      resumed_from), file=sys.stderr)
         if cfg.train.tensorboard and trainer.writes:
             trainer.observers.append(tensorboard.TensorBoardLog(
-                out, trainer.model, trainer.meta["data_info"], cfg.train.seed, resumed_from))
+                own(Path(out) / TENSORBOARD), trainer.model, trainer.meta["data_info"], cfg.train.seed,
+                resumed_from))
         trainer.fit()
     finally:
         for observer in trainer.observers:
@@ -158,6 +153,7 @@ def _run(trainer: Trainer, cfg: RunConfig, out: str | Path, quiet: bool, resumed
         trainer.run.release()
     if talk and trainer.last_record is not None:
         dims = math.prod(trainer.data.event_shape)
+        logs = Path(out) / TENSORBOARD if cfg.train.tensorboard else None
         for line in console.end_lines(cfg.model, trainer.last_record, dims, cfg.data.preprocess, out,
-                                      hints, cfg.train.tensorboard):
+                                      hints, logs):
             print(line, file=sys.stderr)

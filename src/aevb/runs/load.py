@@ -1,5 +1,5 @@
 """Runs read back: a model rebuilt from a run directory, a checkpoint file or `pretrained:NAME`
-(through the model registry; nothing unpickled), and a run's data shaped for its model."""
+(through the model registry; nothing unpickled), ready for evaluation with its data."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ import torch
 
 from aevb.config import RunConfig, config_from_dict
 from aevb.data.containers import Data
-from aevb.data.sources import absolute, is_file, load, read_as
-from aevb.data.support import check_fits
+from aevb.data.sources import absolute, is_file
 from aevb.errors import AevbError
 from aevb.models import registry
 from aevb.models.base import LatentModel
 from aevb.runs import checkpoints, pretrained
 from aevb.runs.directory import DATA, RunDirectory, own
+from aevb.runs.parts import build_model, prepare_data
 from aevb.runtime.devices import resolve_device
-from aevb.training.state import prefixed
+from aevb.training.trainer import prefixed
 
 
 def checkpoint_file(run: str | Path) -> Path:
@@ -37,12 +37,6 @@ def checkpoint_file(run: str | Path) -> Path:
 def load_checkpoint(run: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     """A run's (or shipped model's) checkpoint: its tensors and JSON."""
     return checkpoints.load(checkpoint_file(run))
-
-
-def build_model(cfg: RunConfig, data_info: dict) -> LatentModel:
-    """Construct the registered model for a config and the shape of its data."""
-    cls = registry.get(cfg.model)
-    return cls(cfg.model_config, tuple(data_info["event_shape"]), data_info.get("n_classes"))
 
 
 def load_model(run: str | Path, device: str | torch.device = "cpu") -> tuple[LatentModel, RunConfig, dict]:
@@ -77,52 +71,12 @@ def load_pretrained(name: str, device: str | torch.device = "cpu") -> LatentMode
     return model
 
 
-def prepare_data(cfg: RunConfig, device: torch.device | str = "cpu", given: Data | None = None) -> Data:
-    """Load the run's dataset (or take the `given` one, already validated), shaped as its model
-    reads it (`LatentModel.shape_data`), and check that the model's likelihood can score its values
-    and that it has the labels the model needs."""
-    cls = registry.get(cfg.model)
-    if given is None:
-        data = load(cfg.data.dataset, cfg.data.data_dir, cfg.data.preprocess)
-    else:
-        data = read_as(given, cfg.data.preprocess)
-    for split in (data.train, data.test):
-        split.x = cls.shape_data(split.x, split.lengths, data.image_shape, data.name)
-    check_fits(data, cls.data_support(cfg.model_config), cfg.model)
-    if cls.uses_labels and data.train.y is None:
-        raise AevbError(f"model {cfg.model} is conditioned on labels but {data.name} has none; "
-                        "add y_train and y_test to the .npz")
-    return data.to(device)
-
-
-def check_test_labels(data: Data, model: str) -> None:
-    """A label-conditioned model learns p(z|y) from the training labels: refuse test labels that
-    no training point has, whose test ELBO would score an untrained prior."""
-    unseen = sorted(set(data.test.y.unique().tolist()) - set(data.train.y.unique().tolist()))
-    if unseen:
-        raise AevbError(f"{data.name}: y_test holds label {unseen[0]}, which y_train never has; {model} "
-                        "learns p(z|y) from the training labels, so drop those test rows or add training "
-                        f"rows of label {unseen[0]}")
-
-
 def own_copy(cfg: RunConfig, run: str | Path) -> RunConfig:
     """A run trained on arrays in memory reads its data.npz from where the run directory is now."""
     if not cfg.data.from_memory or pretrained.is_name(run) or not Path(run).is_dir():
         return cfg
     copy = str(own(Path(run).absolute() / DATA))
     return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dataset=copy))
-
-
-def data_info(data: Data) -> dict:
-    """What a checkpoint must know about its data to rebuild the model and draw its figures."""
-    return {
-        "dataset": data.name,
-        "event_shape": list(data.event_shape),
-        "n_classes": None if data.classes is None else len(data.classes),
-        "classes": None if data.classes is None else list(data.classes),
-        "image_shape": None if data.image_shape is None else list(data.image_shape),
-        "note": data.note,
-    }
 
 
 def open_run(run: str | Path, device: str = "cpu", with_data: bool = True, data_dir: str | None = None,

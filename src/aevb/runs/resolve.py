@@ -14,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+from aevb import starts
 from aevb.config import (
     SECTIONS,
     DataConfig,
@@ -86,6 +87,10 @@ def recipe_path(name: str) -> Path:
     return path
 
 
+def recipe_path_exists(name: str) -> bool:
+    return (RECIPES / f"{name}.toml").is_file()
+
+
 def recipe(name: str) -> dict:
     """The parsed recipe file configs/NAME.toml (or the .toml file NAME)."""
     return read_toml(recipe_path(name))
@@ -115,6 +120,26 @@ def read_source(value: str | Path) -> tuple[str, dict]:
         return text, raw
     path = recipe_path(text) if not Path(text).is_file() else Path(text)
     return str(path), read_toml(path)
+
+
+def config(name: str, config_file: str | Path | None = None, **settings) -> RunConfig:
+    """A run's config from Python, layered as `aevb train MODEL --config FILE --flag value` layers
+    it: `name` is a model (its recipe is the base) or a recipe under configs/ (`aevb reproduce
+    --list`); then `config_file`; then `settings`, named as the flags are but in snake case.
+
+        >>> config("vae-tutorial", max_steps=200).train.max_steps
+        200
+    """
+    sources = []
+    if name not in registry.MODELS:  # a recipe: its model, and the file as the first layer
+        if not (name.endswith(".toml") or recipe_path_exists(name)):
+            registry.get(name)  # neither a model nor a recipe: "unknown model", with the choices
+        raw = recipe(name)
+        sources.append((str(recipe_path(name)), raw))
+        name = raw["model"]
+    if config_file is not None:
+        sources.append(read_source(config_file))
+    return build_config(name, sources + [("keyword arguments", sections(name, settings))])
 
 
 def sections(model: str, settings: dict) -> dict:
@@ -159,18 +184,14 @@ def build_config(model: str, sources: list[tuple[str, dict]] = (), saved: RunCon
         raise AevbError(f"--kl-warmup weighs the ELBO's KL term, and --objective {cfg.train.objective} "
                         "has none; drop --kl-warmup or use --objective elbo")
     if saved is None:
-        cls.check_config(cfg.model_config)  # e.g. a library the model's start needs
+        cls.check_config(cfg.model_config)
+        starts.check(cfg.model_config)  # e.g. a library the model's start needs
     train = _resolve_for_device(cfg.train, cls)
     model_config = cls.resolve(cfg.model_config, cfg.data.dataset)
     data = dataclasses.replace(cfg.data, dataset=absolute(cfg.data.dataset))  # found from anywhere
     resolved = RunConfig(model, model_config, data, train)
-    object.__setattr__(resolved, "_built", True)  # frozen, and known to have been checked
     return resolved
 
-
-def checked(cfg: RunConfig) -> RunConfig:
-    """`cfg` as `build_config` made it; a RunConfig constructed by hand is built (checked) now."""
-    return cfg if getattr(cfg, "_built", False) else build_config(cfg.model, [("config", cfg.to_dict())])
 
 
 def _as_resumed(src: dict) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 
 import torch
 import torch._functorch.config  # AOTAutograd's options, patched around compiled steps
@@ -22,6 +23,30 @@ from aevb.runtime.devices import autocast
 from aevb.training.faults import fault_flags
 
 
+@dataclass(frozen=True)
+class StepPlan:
+    """How every training step of a run runs, decided once when the run starts (`plan`)."""
+
+    fused_adam: bool  # one kernel for all parameters' updates, which can skip a faulty step whole
+    capturable: bool  # Adam's step count on the device: what a CUDA graph needs
+    ddp: bool  # gradients averaged across torchrun's processes by DistributedDataParallel
+    compile_from: int | None  # the step from which steps run through torch.compile; None: never
+    cuda_graphs: bool  # each step replayed as a CUDA graph (recaptured when its path changes)
+
+
+def plan(model: torch.nn.Module, cfg: TrainConfig, planned_steps: int, steps_per_epoch: int) -> StepPlan:
+    """Every decision about how a run's steps run, in one place; nothing else chooses a path.
+
+        plan(model, TrainConfig(), planned_steps=3000, steps_per_epoch=600)  # compiles from step 0 on a CPU
+    """
+    device = next(model.parameters()).device
+    world = distributed.world()
+    compile_from = compiling.compile_from(cfg, model.compilable, device, planned_steps, steps_per_epoch)
+    graphs = cfg.cuda_graphs if cfg.cuda_graphs is not None else (device.type == "cuda" and world == 1)
+    return StepPlan(fused_adam=device.type in ("cpu", "cuda"), capturable=device.type == "cuda",
+                    ddp=world > 1, compile_from=compile_from, cuda_graphs=graphs)
+
+
 class TrainStep:
     """Adam on -mean ELBO of one batch per call: `step(x, c, n)` returns the batch's summed ELBO and
     its fault flags (1 + P,), both on the device, with no host synchronisation.
@@ -32,23 +57,20 @@ class TrainStep:
 
     def __init__(self, model: torch.nn.Module, cfg: TrainConfig, planned_steps: int, steps_per_epoch: int):
         self.model, self.cfg = model, cfg
-        device = next(model.parameters()).device
-        self.device = device
-        # fused: one kernel for every parameter's update, which can also skip a whole update
-        # (`found_inf`); capturable: Adam's step count stays on the device, for CUDA graphs
-        self.fused = device.type in ("cpu", "cuda")
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=self.fused,
-                                          capturable=device.type == "cuda")
+        self.plan = p = plan(model, cfg, planned_steps, steps_per_epoch)
+        self.device = device = next(model.parameters()).device
+        self.fused = p.fused_adam
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=p.fused_adam,
+                                          capturable=p.capturable)
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         self.names, self.params = [n for n, _ in named], [p for _, p in named]  # the flags' order
         self.no_grad = torch.zeros((), device=device)  # stands in for a parameter without a gradient
         self.autocast = autocast(device, cfg.precision)
         self.world = distributed.world()
         self.batch_elbo = self.elbo
-        if self.world > 1:  # DDP averages the gradients in the backward of a module's forward
+        if p.ddp:  # DDP averages the gradients in the backward of a module's forward
             self.batch_elbo = torch.nn.parallel.DistributedDataParallel(_BatchElbo(model, self.elbo))
-        self.compile_from = compiling.compile_from(cfg, model.compilable, device, planned_steps,
-                                                   steps_per_epoch)
+        self.compile_from = p.compile_from
         # dynamic=False: each batch shape (an epoch's last, smaller batch) gets a graph of its own,
         # and a trainer's compile does not depend on another's in the same process
         options = compiling.cpu_options() if self.compile_from is not None and device.type == "cpu" else None
@@ -57,10 +79,8 @@ class TrainStep:
         self.aot_options = compiling.partition_options(device)
         self.compiling = False  # whether steps now run `compiled` (from step compile_from on)
         self.warmed_up = False  # whether this process has run a forward pass of the model
-        # on a GPU in one process, every step after the first two replays a CUDA graph of itself
-        graphs = cfg.cuda_graphs if cfg.cuda_graphs is not None else (
-            device.type == "cuda" and self.world == 1)
-        self.graphed = GraphedStep(self._device_step) if graphs else None
+        # every step after the first two replays a CUDA graph of itself
+        self.graphed = GraphedStep(self._device_step) if p.cuda_graphs else None
         self.set_lr(cfg.lr)
         # --kl-warmup: the KL term's weight, a device tensor filled in place (no recompiles)
         self.warmup_steps = cfg.kl_warmup * steps_per_epoch

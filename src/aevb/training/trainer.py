@@ -6,11 +6,22 @@ logs and checkpoints into its run directory (`aevb.runs.directory`), when it has
 
 Under torchrun each rank trains on its shard of every global batch; the ranks agree on faults and
 signals, and only rank 0 writes.
+
+A checkpoint holds, as tensors plus JSON (`state`, `restore`):
+
+    tensors   model/<name>, optim/<param index>/<key>, rng/torch[/<rank>], rng/cuda[/<rank>],
+              rng/data, data/order (the current epoch's permutation, mid-epoch)
+    meta      the run's meta (config, data_info, versions ...), then step, epoch, batch_in_epoch,
+              world_size, elbo_sum, elbo_count, seconds, metrics, rollbacks, optimizer_groups
+
+Every random stream is saved (each rank's global one for posterior draws and dropout, the data
+generator for shuffling and preprocessing noise), so a resumed run ends where an unbroken one does.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 
@@ -24,7 +35,7 @@ from aevb.evaluate import epoch_metrics
 from aevb.models.base import LatentModel
 from aevb.objectives import name
 from aevb.runtime import distributed
-from aevb.training import faults, state
+from aevb.training import faults
 from aevb.training.step import TrainStep
 
 
@@ -112,7 +123,7 @@ class Trainer:
     def fit(self) -> list[dict]:
         """Train until `epochs` or `max_steps`; returns the metrics of every completed epoch."""
         if self.cfg.on_nan == "rollback":
-            self.last_good = state.snapshot(*state.capture(self))
+            self.last_good = _snapshot(*self.state())
         with self.monitor.catching_signals():
             while not self._done():
                 self._run_epoch()
@@ -223,7 +234,7 @@ class Trainer:
         self.cfg = dataclasses.replace(self.cfg, lr=self.cfg.lr * faults.ROLLBACK_LR)
         rollbacks = self.rollbacks + [{"fault": fault, "lr": self.cfg.lr}]
         tensors, meta = self.last_good
-        self.model.load_state_dict(state.prefixed(tensors, "model"))
+        self.model.load_state_dict(prefixed(tensors, "model"))
         self.restore(tensors, meta)  # sets every group's learning rate to the lowered cfg.lr
         self.rollbacks = rollbacks
         self.meta.setdefault("config", {}).setdefault("train", {})["lr"] = self.cfg.lr
@@ -267,8 +278,27 @@ class Trainer:
                 observer.epoch(record, self.learning_rate(max(self.step - 1, 0)))
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict]:
-        """Everything a resumed run needs, as tensors plus JSON (`aevb.training.state`)."""
-        return state.capture(self)
+        """Everything a resumed run needs, as tensors plus JSON (sharing the trainer's tensors)."""
+        tensors = {f"model/{k}": v for k, v in self.model.state_dict().items()}
+        opt = self.steps.optimizer.state_dict()
+        for i, s in opt["state"].items():
+            tensors.update({f"optim/{i}/{k}": v for k, v in s.items()})
+        # each rank's global stream: rank 0's under rng/torch, rank r's under rng/torch/r
+        streams = {"rng/torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            streams["rng/cuda"] = torch.cuda.get_rng_state(self.device)
+        for key, stream in streams.items():
+            for r, s in enumerate(distributed.gather_states(stream)):
+                tensors[key if r == 0 else f"{key}/{r}"] = s
+        tensors["rng/data"] = self.gen.get_state()  # the same on every rank
+        if self.order is not None:
+            tensors["data/order"] = self.order
+        elbo_sum, elbo_count = self.epoch_elbo()
+        meta = {**self.meta, "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                "world_size": self.world, "elbo_sum": elbo_sum, "elbo_count": elbo_count,
+                "seconds": self.seconds, "metrics": self.metrics, "rollbacks": self.rollbacks,
+                "optimizer_groups": [{**g, "lr": float(g["lr"])} for g in opt["param_groups"]]}
+        return tensors, meta
 
     def save(self) -> None:
         """Checkpoint the run (and keep a copy for rollback); a model holding a NaN is never saved."""
@@ -277,14 +307,40 @@ class Trainer:
             raise self._diverged(f"step {self.step}: a parameter is not finite")
         tensors, meta = self.state()
         if self.cfg.on_nan == "rollback":
-            self.last_good = state.snapshot(tensors, meta)
+            self.last_good = _snapshot(tensors, meta)
         if self.writes:
             self.run.save_checkpoint(tensors, meta)
 
     def restore(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
         """Continue from a checkpoint written by `save` (the model's tensors are loaded already);
         the run's metrics drop the lines of a partial epoch that this run will finish."""
-        state.restore(self, tensors, meta)
+        states = {}
+        for key, v in prefixed(tensors, "optim").items():
+            i, name = key.split("/", 1)
+            states.setdefault(int(i), {})[name] = v.to(self.device) if name != "step" else v
+        # capturable is this device's choice, not the saved run's (a CPU run may resume on a GPU)
+        capturable = self.steps.optimizer.defaults["capturable"]
+        groups = [{**g, "capturable": capturable} for g in meta["optimizer_groups"]]
+        self.steps.optimizer.load_state_dict({"state": states, "param_groups": groups})
+        self.steps.set_lr(self.cfg.lr)  # a resumed run may not change the learning rate silently
+        self.steps.reset()  # the optimizer's tensors are new
+        suffix = "" if self.rank == 0 else f"/{self.rank}"
+        if f"rng/torch{suffix}" in tensors:
+            torch.set_rng_state(tensors[f"rng/torch{suffix}"])
+        else:  # a run resumed on more processes than it had: this rank starts a fresh stream
+            torch.manual_seed(distributed.rank_seed(self.cfg.seed) + meta["step"])
+        if f"rng/cuda{suffix}" in tensors and self.device.type == "cuda":
+            torch.cuda.set_rng_state(tensors[f"rng/cuda{suffix}"], self.device)
+        self.gen.set_state(tensors["rng/data"])
+        order = tensors.get("data/order")
+        self.order = None if order is None else order.to(self.gen.device)
+        self.step, self.epoch, self.batch_in_epoch = meta["step"], meta["epoch"], meta["batch_in_epoch"]
+        # the epoch's running sums over every rank, held by rank 0 (the others count from zero)
+        self.elbo_sum.fill_(meta["elbo_sum"] if self.rank == 0 else 0.0)
+        self.elbo_count = meta["elbo_count"] if self.rank == 0 else 0
+        self.seconds, self.metrics = meta["seconds"], list(meta["metrics"])
+        self.rollbacks = list(meta.get("rollbacks", []))
+        self.monitor.clear()
         if self.writes:
             self.run.write_metrics(self.metrics)
 
@@ -294,3 +350,14 @@ class Trainer:
                                                         device=self.device)])
         total, count = distributed.all_sum(both).tolist()
         return total, int(count)
+
+
+def prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint under `prefix/` (model/, optim/ ...), with the prefix removed."""
+    n = len(prefix) + 1
+    return {k[n:]: v for k, v in tensors.items() if k.startswith(prefix + "/")}
+
+
+def _snapshot(tensors: dict[str, torch.Tensor], meta: dict) -> tuple[dict, dict]:
+    """A copy of a trainer's state that later steps cannot change (for rollback)."""
+    return {k: v.detach().clone() for k, v in tensors.items()}, json.loads(json.dumps(meta))

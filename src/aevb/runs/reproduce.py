@@ -2,7 +2,7 @@
 fetched, then its figures and a results.json beside the number it reproduces.
 
     OUT/run/            the training run (absent with --pretrained)
-    OUT/figures/        every figure of the model (`aevb.figures`)
+    OUT/figures/        every figure of the model (`aevb.reports.figures`)
     OUT/results.json    the recipe, the reference number, our metrics as `aevb evaluate` gives them
 """
 
@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 from aevb import atomic, provenance
-from aevb.config import RunConfig
 from aevb.errors import AevbError
 from aevb.evaluate import evaluate
 from aevb.reports import figures
@@ -21,17 +20,9 @@ from aevb.runs import launch
 from aevb.runs.load import open_run
 from aevb.runs.pretrained import PREFIX
 from aevb.runs.pretrained import card as pretrained_card
-from aevb.runs.resolve import build_config, recipe, recipe_names, recipe_path, sections
+from aevb.runs.resolve import config, recipe, recipe_names
 
 names = recipe_names  # the recipes under configs/, for `aevb reproduce --list`
-
-def config(name: str, data_dir: str | None = None, **settings) -> RunConfig:
-    """Recipe `name` as a RunConfig, with settings named as the flags are (epochs=, max_steps=,
-    seed= ...) laid over it as the command line's would be: `runs.train(config("vae-tutorial"), out)`."""
-    raw = recipe(name)
-    model = raw["model"]
-    given = sections(model, settings | ({} if data_dir is None else {"data_dir": data_dir}))
-    return build_config(model, [(str(recipe_path(name)), raw), ("keyword arguments", given)])
 
 
 def default_out(name: str) -> Path:
@@ -59,8 +50,9 @@ def reproduce(name: str, out: Path, pretrained: bool = False, data_dir: str | No
         if resume:
             launch.resume(run, overrides, quiet)
         else:
-            launch.train(config(name, data_dir, **overrides), run, quiet)
-    written = figures.write(run, out / "figures", data_dir=data_dir) if with_figures else []
+            settings = overrides | ({} if data_dir is None else {"data_dir": data_dir})
+            launch.train(config(name, **settings), run, quiet)
+    written = figures.write(*open_run(run, data_dir=data_dir), out / "figures") if with_figures else []
     model, cfg, data, meta = open_run(run, device, data_dir=data_dir)
     reference = raw.get("reference")
     iwae_samples = (reference or {}).get("iwae_samples", 0)  # a reference scored by IWAE_K

@@ -14,8 +14,9 @@ import re
 import statistics
 from pathlib import Path
 
-from aevb import atomic, reproduce
+from aevb import atomic
 from aevb.errors import AevbError
+from aevb.runs import reproduce
 from aevb.runs.directory import RunDirectory
 from aevb.runs.resolve import RESUMABLE
 

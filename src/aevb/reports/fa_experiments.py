@@ -4,7 +4,9 @@ figures.
 Experiment 1 follows the test ELBO and the learned model's exact test evidence over the first
 gradient steps. Experiment 2 alternately freezes the generative parameters (so only q(z|x) learns,
 like an E-step) and the inference parameters (only p(x|z) learns, like an M-step), which turns
-AEVB's smooth climb into EM's staircase. Both retrain from the run's config and seed.
+AEVB's smooth climb into EM's staircase. Both retrain from the run's config and seed, in a loop
+of their own: they evaluate every few steps and freeze parameters mid-epoch, which the Trainer's
+per-epoch loop does not.
 """
 
 from __future__ import annotations

@@ -35,7 +35,6 @@ from aevb.data.containers import Data
 from aevb.errors import AevbError
 from aevb.runtime.devices import autocast
 
-STARTS = ("random", "autoencoder-umap")
 UMAP_DIMS, UMAP_NEIGHBOURS = 10, 20  # N2D's settings for MNIST (with min_dist 0)
 BATCH, LR = 256, 1e-3  # autoencoder and q(y|x) fitting: Adam at this batch size
 QY_STEPS = 1200  # rounded up to whole epochs: 6 of MNIST's 235 batches of 256
@@ -111,7 +110,8 @@ def clusters(codes: np.ndarray, n: int, seed: int) -> np.ndarray:
 def _fit(params, loss_fn: Callable, model, data: Data, epochs: int, gen: torch.Generator,
          cast, report: Callable, max_steps: int | None = None) -> float:
     """Adam on the mean of loss_fn(x, rows) (B,) over shuffled training batches, for `epochs` or
-    `max_steps` steps, whichever ends first; returns the last epoch's mean loss."""
+    `max_steps` steps, whichever ends first; returns the last epoch's mean loss. Its own loop, not
+    the Trainer's: it minimises a reconstruction or a cross-entropy, not the model's bound."""
     model.train()
     params = list(params)
     opt = torch.optim.Adam(params, lr=LR, fused=params[0].device.type in ("cpu", "cuda"))

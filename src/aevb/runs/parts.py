@@ -1,0 +1,60 @@
+"""A run's parts, built from its config: the model (through the model registry) and its data,
+loaded and shaped as the model reads it and checked against what the model can score."""
+
+from __future__ import annotations
+
+import torch
+
+from aevb.config import RunConfig
+from aevb.data.containers import Data
+from aevb.data.sources import load, read_as
+from aevb.data.support import check_fits
+from aevb.errors import AevbError
+from aevb.models import registry
+from aevb.models.base import LatentModel
+
+
+def build_model(cfg: RunConfig, data_info: dict) -> LatentModel:
+    """Construct the registered model for a config and the shape of its data."""
+    cls = registry.get(cfg.model)
+    return cls(cfg.model_config, tuple(data_info["event_shape"]), data_info.get("n_classes"))
+
+
+def prepare_data(cfg: RunConfig, device: torch.device | str = "cpu", given: Data | None = None) -> Data:
+    """Load the run's dataset (or take the `given` one, already validated), shaped as its model
+    reads it (`LatentModel.shape_data`), and check that the model's likelihood can score its values
+    and that it has the labels the model needs."""
+    cls = registry.get(cfg.model)
+    if given is None:
+        data = load(cfg.data.dataset, cfg.data.data_dir, cfg.data.preprocess)
+    else:
+        data = read_as(given, cfg.data.preprocess)
+    for split in (data.train, data.test):
+        split.x = cls.shape_data(split.x, split.lengths, data.image_shape, data.name)
+    check_fits(data, cls.data_support(cfg.model_config), cfg.model)
+    if cls.uses_labels and data.train.y is None:
+        raise AevbError(f"model {cfg.model} is conditioned on labels but {data.name} has none; "
+                        "add y_train and y_test to the .npz")
+    return data.to(device)
+
+
+def check_test_labels(data: Data, model: str) -> None:
+    """A label-conditioned model learns p(z|y) from the training labels: refuse test labels that
+    no training point has, whose test ELBO would score an untrained prior."""
+    unseen = sorted(set(data.test.y.unique().tolist()) - set(data.train.y.unique().tolist()))
+    if unseen:
+        raise AevbError(f"{data.name}: y_test holds label {unseen[0]}, which y_train never has; {model} "
+                        "learns p(z|y) from the training labels, so drop those test rows or add training "
+                        f"rows of label {unseen[0]}")
+
+
+def data_info(data: Data) -> dict:
+    """What a checkpoint must know about its data to rebuild the model and draw its figures."""
+    return {
+        "dataset": data.name,
+        "event_shape": list(data.event_shape),
+        "n_classes": None if data.classes is None else len(data.classes),
+        "classes": None if data.classes is None else list(data.classes),
+        "image_shape": None if data.image_shape is None else list(data.image_shape),
+        "note": data.note,
+    }
