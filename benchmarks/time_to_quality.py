@@ -64,12 +64,12 @@ def normaliser(exact: bool):
         ContinuousBernoulliLogits._cont_bern_log_norm = kept
 
 
-def aevb_time(name: str, data_dir: str | None, every: float, budget: float, seed: int,
+def aevb_time(name: str, data: dict, every: float, budget: float, seed: int,
               train_overrides: dict, exact: bool, device: torch.device) -> tuple[float | None, list]:
     """Train aevb's default recipe; returns (training seconds at the first pass or None, trace)."""
     torch._dynamo.reset()  # compile afresh, as `aevb train` does in its own process
     train = {"seed": seed, "device": device.type, **train_overrides}
-    cfg = build_config(name, [("benchmark", {"data": {"data_dir": data_dir}, "train": train})])
+    cfg = build_config(name, [("benchmark", {"data": data, "train": train})])
     data = prepare_data(cfg, device)
     torch.manual_seed(seed)
     model = build_model(cfg, data_info(data)).to(device)  # as `aevb train` builds it
@@ -104,11 +104,11 @@ def aevb_time(name: str, data_dir: str | None, every: float, budget: float, seed
     return None, trace
 
 
-def reference_time(name: str, data_dir: str | None, every: float, budget: float, seed: int,
+def reference_time(name: str, data: dict, every: float, budget: float, seed: int,
                    exact: bool, device: torch.device) -> tuple[float | None, list]:
     """Train the notebook code; returns (training seconds at the first pass or None, trace). Its
     data are prepared once before the clock starts, as the notebooks do in a cell of their own."""
-    cfg = build_config(name, [("benchmark", {"data": {"data_dir": data_dir}, "train": {"device": "cpu"}})])
+    cfg = build_config(name, [("benchmark", {"data": data, "train": {"device": "cpu"}})])
     data = prepare_data(cfg)  # only for the raw uint8 pixels; the loop prepares them itself
     x_train, x_test = data.train.x.flatten(1), data.test.x.flatten(1)
     torch.manual_seed(seed)
@@ -136,6 +136,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", default=["vae", "gmvae", "vrnn"], choices=list(TARGETS))
     p.add_argument("--data-dir", default=os.environ.get("AEVB_DATA_DIR"), help="data root with mnist/")
+    p.add_argument("--dataset", default="mnist",
+                   help="mnist (default), or mnist-sample for a quick check that the loops run")
     p.add_argument("--every", type=float, help=f"epochs between evaluations (default: {EVERY})")
     p.add_argument("--budget", type=float, default=1800, help="training seconds per loop (default: 1800)")
     p.add_argument("--seed", type=int, default=0)
@@ -154,16 +156,17 @@ def main() -> None:
     process.configure()  # as the `aevb` command does; the reference loop shares the process
     overrides = {key: value for key, value in (("precision", args.precision), ("compile", args.compile))
                  if value is not None}
+    data = {"data_dir": args.data_dir, "dataset": args.dataset}
     rows = []
     for name in args.models:
         print(f"{name}: target test ELBO {TARGETS[name]:.2f}", flush=True)
         every = args.every or EVERY[name]
         ref = ours = "not run"  # or seconds at the first pass, None if not reached
         if "reference" in args.loops:
-            ref, _ = reference_time(name, args.data_dir, every, args.budget, args.seed,
+            ref, _ = reference_time(name, data, every, args.budget, args.seed,
                                     not args.torch_normaliser, device)
         if "aevb" in args.loops:
-            ours, _ = aevb_time(name, args.data_dir, every, args.budget, args.seed, overrides,
+            ours, _ = aevb_time(name, data, every, args.budget, args.seed, overrides,
                                 not args.torch_normaliser, device)
         rows.append((name, every, ref, ours))
     fmt = lambda s: s if isinstance(s, str) else "not reached" if s is None else f"{s:,.1f} s"  # noqa: E731

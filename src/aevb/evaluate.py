@@ -98,7 +98,8 @@ def per_datapoint(model: LatentModel, data: Data, split: str = "test", batch_siz
 
 def compiled_chunks():
     """`chunk_logsumexp` compiled for the CPU. Its draws come from aten's seeded generator
-    (`fallback_random`), as eager ones do: from torch 2.14 inductor otherwise draws its own."""
+    (`fallback_random`), as eager ones do, not from inductor's own generator (docs: Results, Speed,
+    "Random numbers in compiled code")."""
     return torch.compile(chunk_logsumexp, dynamic=False, options=compiling.cpu_options())
 
 

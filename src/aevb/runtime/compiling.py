@@ -36,7 +36,7 @@ CPU_COMPILE_OPTIONS = {"fallback_random": True}
 CPU_PARTITION_OPTIONS = {"recompute_views": True}
 
 # Let AOTAutograd's disk cache hold graphs with a custom autograd.Function (nets.ReLUDropout), so a
-# new process skips tracing (docs: Results, Speed, "AOTAutograd's cache"); torch 2.6 lacks the switch.
+# new process skips tracing (docs: Results, Speed, "AOTAutograd's cache"); older torch lacks the switch.
 AOT_CACHE_OPTIONS = {key: True for key in ("autograd_cache_allow_custom_autograd_functions",)
                      if hasattr(torch._functorch.config, key)}
 

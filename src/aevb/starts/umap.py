@@ -1,8 +1,8 @@
 """The GMVAE's pretrained start (`init = "autoencoder-umap"`): its clusters begin as a clustering of
 an autoencoder's codes instead of random weights.
 
-An unsupervised GMVAE finds clusters only as good as where it starts: five seeds of the tutorial's
-recipe from random weights gave a median test accuracy of 0.66 (docs: Results). VaDE (Jiang et al.
+An unsupervised GMVAE finds clusters only as good as where it starts (docs: Results, "The GMVAE's
+clusters", measures how much). VaDE (Jiang et al.
 2017) starts its mixture from a GMM fitted to a pretrained autoencoder's codes; N2D (McConville et
 al. 2020) found that such codes cluster far better once UMAP has embedded them. `autoencoder-umap`
 gives aevb's GMVAE both, without looking at a label:
@@ -38,8 +38,8 @@ from aevb.runtime.devices import autocast
 UMAP_DIMS, UMAP_NEIGHBOURS = 10, 20  # N2D's settings for MNIST (with min_dist 0)
 BATCH, LR = 256, 1e-3  # autoencoder and q(y|x) fitting: Adam at this batch size
 QY_STEPS = 1200  # rounded up to whole epochs: 6 of MNIST's 235 batches of 256
-# The mixture's random starts, the best by likelihood kept: with 3, two seeds of five kept a mixture
-# that merges two digits (README, GMVAE).
+# The mixture's random starts, the best by likelihood kept: too few keep mixtures that merge two
+# digits (docs: Results, "The GMVAE's clusters").
 GMM_INITS = 10
 POSTERIOR_STD = 0.1  # q(z|x,y)'s starting std, as a fraction of the clusters' mean std
 
