@@ -231,6 +231,8 @@ class Trainer:
             raise self._diverged(fault)
         if len(self.rollbacks) >= faults.MAX_ROLLBACKS:
             raise self._diverged(f"{fault}, after {faults.MAX_ROLLBACKS} rollbacks")
+        # only the learning rate changes; the step reads it through set_lr (in restore), and no
+        # other field of the config it was built with
         self.cfg = dataclasses.replace(self.cfg, lr=self.cfg.lr * faults.ROLLBACK_LR)
         rollbacks = self.rollbacks + [{"fault": fault, "lr": self.cfg.lr}]
         tensors, meta = self.last_good
