@@ -19,7 +19,6 @@ sys.path.insert(0, str(BENCH))
 from tutorial_loops import TUTORIAL_MODELS, NotebookLoop  # noqa: E402
 from tutorial_loops import test_elbo as notebook_test_elbo  # noqa: E402 (pytest would collect test_elbo)
 
-
 # every script at the top of benchmarks/, and the test below that runs it
 SMOKE_TESTED = {
     "burda_table.py": "test_burda_table_puts_a_reproduced_run_beside_burda",

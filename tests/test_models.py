@@ -180,7 +180,7 @@ def test_cvae_fitted_prior_is_each_labels_mixture_fitted_to_its_codes():
     y = torch.arange(400) % C
     x = torch.rand(400, D) * 0.2 + y[:, None] / C  # each label its own pixels, so its own codes
     data = Data("toy", Split(x, y), Split(x[:20], y[:20]))
-    model.check_data(data, TrainConfig(seed=0))
+    model.prepare(data, TrainConfig(seed=0))
     assert isinstance(model.prior(y[:3]).base_dist, torch.distributions.Normal)  # not fitted yet
     model.after_epoch(data, TrainConfig(seed=0), 1)
     with torch.no_grad():
@@ -200,7 +200,7 @@ def test_cvae_fitted_prior_is_each_labels_mixture_fitted_to_its_codes():
     assert model.eval().sample(4, torch.tensor([1, 2, 3, 4])).shape == (4, D)
     few = Data("toy", Split(x[:15], y[:15]), Split(x[:5], y[:5]))
     with pytest.raises(AevbError, match="label 5 has 1; lower --prior-components"):
-        model.check_data(few, TrainConfig(seed=0))
+        model.prepare(few, TrainConfig(seed=0))
 
 
 def test_em_step_raises_the_likelihood_and_keeps_the_data_mean():
@@ -295,3 +295,26 @@ def test_cvae_fitted_prior_run_resumes_to_where_an_uninterrupted_run_ends(tmp_pa
     for name, p in whole.model.state_dict().items():
         assert torch.equal(p, resumed.model.state_dict()[name]), name
     assert whole.metrics[-1]["test_elbo"] == resumed.metrics[-1]["test_elbo"]
+
+
+def test_the_vaes_output_bias_starts_at_the_datas_mean_when_training_starts(tmp_path, monkeypatch):
+    """--output-bias data (the vae-bernoulli recipe): `prepare` sets the decoder's output bias to
+    the logit of the mean training pixel, and `aevb train` calls it before the first step."""
+    from aevb.cli import main
+    from aevb.runs import build_config, build_model, data_info, prepare_data
+
+    data_cfg = {"dataset": "mnist-sample", "preprocess": "binarize-threshold"}
+    model_cfg = {"likelihood": "bernoulli", "output_bias": "data", "hidden": 8}
+    cfg = build_config("vae", [("test", {"data": data_cfg, "model_config": model_cfg})])
+    data = prepare_data(cfg)
+    model = build_model(cfg, data_info(data))
+    model.prepare(data, cfg.train)
+    from aevb.data import preprocess
+
+    mean = preprocess(data.train.x, "binarize-threshold").mean(0)  # (784,) the mean binary pixel
+    torch.testing.assert_close(model.px_head.out.bias, torch.logit(mean.clamp(1e-3, 1 - 1e-3)))
+    called = []
+    monkeypatch.setattr(type(model), "prepare", lambda self, d, t: called.append(self.cfg.output_bias))
+    assert main(["train", "vae", "--dataset", "mnist-sample", "--output-bias", "data", "--hidden", "8",
+                 "--max-steps", "1", "--quiet", "--out", str(tmp_path / "run")]) == 0
+    assert called == ["data"]

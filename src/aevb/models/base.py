@@ -158,9 +158,10 @@ class LatentModel(nn.Module):
                             f"reads; drop lengths_train/lengths_test for {cls.name}")
         return x.flatten(1)
 
-    def check_data(self, data, train_cfg) -> None:
-        """Refuse data this model cannot train on (beyond its shape and values), before a run
-        directory is written."""
+    def prepare(self, data, train_cfg) -> None:
+        """Before training, and before a run directory is written: take from the training data what
+        the model starts from (the VAE's output bias), or refuse data it cannot train on (the
+        CVAE's fitted prior needs enough images of every label)."""
 
     def after_epoch(self, data, train_cfg, epoch: int) -> None:
         """Update what the model fits rather than trains (the CVAE's fitted prior), after each

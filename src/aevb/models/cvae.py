@@ -114,7 +114,7 @@ class CVAE(LatentModel):
 
     # -- the fitted prior: EM on the codes of each label's training images --------------------------
 
-    def check_data(self, data, train_cfg) -> None:
+    def prepare(self, data, train_cfg) -> None:
         """--prior fitted: refuse labels with fewer training images than mixture components."""
         counts = torch.bincount(data.train.y, minlength=self.n_classes)
         if self.cfg.prior == "fitted" and counts.min() < self.cfg.prior_components:

@@ -73,12 +73,11 @@ class VAE(LatentModel):
         return self.q_head(self.encoder(x))
 
     @torch.no_grad()
-    def start(self, data, train_cfg, quiet: bool = False) -> dict:
+    def prepare(self, data, train_cfg) -> None:
         """--output-bias data: set the decoder's output bias from the mean preprocessed training
         datapoint (one pass; a dynamic binarization's draw averages to pixel / 255)."""
         if self.cfg.output_bias == "random":
-            return {}
+            return
         gen = torch.Generator(device=data.train.x.device).manual_seed(train_cfg.seed)
         total = sum(batch.x.sum(0) for batch in data.batches("train", 10_000, gen))  # (D,)
         self.px_head.start_at(total / len(data.train))  # copy_ moves it to the bias's device
-        return {}

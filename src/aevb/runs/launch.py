@@ -63,7 +63,7 @@ def train(cfg: RunConfig, out: str | Path, quiet: bool = False, overwrite: bool 
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg, data_info(data)).to(device)
     frozen = model.parameters_of(cfg.train.freeze)  # a bad --freeze fails before the start's minutes
-    model.check_data(data, cfg.train)
+    model.prepare(data, cfg.train)
     start = starts.run(model, data, cfg.train, quiet or not main)
     meta = {"config": cfg.to_dict(), "data_info": data_info(data), "model": cfg.model,
             "versions": provenance.versions(), **({"start": start} if start else {})}
