@@ -50,7 +50,9 @@ SPLITS = ("test", "train")
 @dataclass(frozen=True)
 class DataConfig:
     dataset: str = option("fa-synthetic", "dataset name (mnist, fashion-mnist, mnist-sample, "
-                          "fa-synthetic) or an .npz file")
+                          "fa-synthetic), or an .npz file, a .csv file or a folder of images")
+    label_column: str | None = option(None, "the column of a .csv dataset that holds the labels, for "
+                                      "models that use them (the rest must be numeric)")
     data_dir: str | None = option(None, "data root holding one folder per dataset (also: "
                                   "$AEVB_DATA_DIR; unset: the user's cache, where a download goes)")
     preprocess: str = option("none", "how raw values become model input: as they are, pixels / 255, "

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from aevb.data.support import PREPROCESS
@@ -40,6 +41,27 @@ def _uniform(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor
     generator (as `aevb.evaluate` uses), a GPU sees the same noise, so the same test set."""
     where = x.device if generator is None else generator.device
     return torch.rand(x.shape, generator=generator, device=where).to(x.device)
+
+
+def chw(image_shape) -> tuple[int, int, int]:
+    """An image shape as (C, H, W): runs before colour images recorded (H, W) for grey ones.
+
+        >>> chw([28, 28]), chw((3, 32, 32))
+        ((1, 28, 28), (3, 32, 32))
+    """
+    shape = tuple(int(s) for s in image_shape)
+    return (1, *shape) if len(shape) == 2 else shape
+
+
+def as_hwc(x, image_shape) -> np.ndarray:
+    """Images as a numpy (n, H, W, C), for drawing: from the channels-first (n, C, H, W) that a
+    convolutional model gives, or from the flat (n, D) or (n, H, W...) rows of the data, whose
+    pixels lie in row, column, channel order (how aevb stores images)."""
+    c, h, w = chw(image_shape)
+    x = np.asarray(x)
+    if x.ndim == 4 and x.shape[1:] == (c, h, w) and (c, h, w) != (h, w, c):
+        return x.transpose(0, 2, 3, 1)
+    return x.reshape(len(x), h, w, c)
 
 
 @dataclass
@@ -79,7 +101,8 @@ class Data:
     train: Split
     test: Split
     preprocess: str = "none"
-    image_shape: tuple[int, int] | None = None  # how to show one datapoint as an image
+    # (C, H, W) when the datapoints are images, stored pixel by pixel in row, column, channel order
+    image_shape: tuple[int, int, int] | None = None
     classes: tuple[str, ...] | None = None  # label names, when there are labels
     extra: dict = field(default_factory=dict)  # e.g. the true parameters of synthetic data
     note: str = ""

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from aevb import atomic
-from aevb.data.containers import Data, Split
+from aevb.data.containers import Data, Split, chw
 from aevb.errors import AevbError, WriteError
 
 # ---------------------------------------------------------------------------------------------
@@ -286,5 +286,5 @@ def load_idx_dataset(name: str, data_dir: str | Path | None = None, mirrors=None
                             f"{y.shape[0]} labels; fetch both again")
         splits[split] = Split(torch.from_numpy(x.reshape(len(x), -1).copy()),
                               torch.from_numpy(y.astype(np.int64)))
-    return Data(name, splits["train"], splits["test"], image_shape=spec.image_shape,
+    return Data(name, splits["train"], splits["test"], image_shape=chw(spec.image_shape),
                 classes=spec.classes, note=spec.note)

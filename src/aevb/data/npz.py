@@ -30,6 +30,7 @@ def _npz_lengths(where: str, split: str, lengths, shape) -> torch.Tensor | None:
     return torch.from_numpy(lengths.astype(np.int64))
 
 
+CHANNELS = (1, 3)  # an (N, A, B, C) array is images when A or C is one of these: grey or colour
 MAX_CLASSES = 10_000  # labels are one-hot encoded for the CVAE; more classes than this is a mistake
 
 
@@ -117,5 +118,13 @@ def from_arrays(arrays: dict[str, np.ndarray], where: str) -> Data:
         k = int(max(splits["train"].y.max(), splits["test"].y.max())) + 1
         classes = tuple(str(i) for i in range(k))
     shape = tuple(splits["train"].x.shape[1:])
-    image_shape = shape if len(shape) == 2 else None
+    image_shape = None
+    if len(shape) == 2:  # (N, H, W): grey images, which a sequential model reads row by row
+        image_shape = (1, *shape)
+    elif len(shape) == 3 and (shape[0] in CHANNELS or shape[2] in CHANNELS):  # colour images
+        if shape[0] in CHANNELS and shape[2] not in CHANNELS:  # (N, C, H, W): stored as (N, H, W, C)
+            for s in splits.values():
+                s.x = s.x.permute(0, 2, 3, 1).contiguous()
+            shape = (shape[1], shape[2], shape[0])
+        image_shape = (shape[2], shape[0], shape[1])
     return Data(where, splits["train"], splits["test"], image_shape=image_shape, classes=classes)

@@ -1,5 +1,6 @@
 """Which data a `--dataset` value means: a registered name, the tutorial's FA data, or the user's
-.npz file; loaded, and its values checked against the preprocessing mode asked for."""
+.npz file, .csv table or folder of images; loaded, and its values checked against the
+preprocessing mode asked for."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 from pathlib import Path
 
 from aevb.data.containers import Data
+from aevb.data.files import load_csv, load_images
 from aevb.data.idx import DATASETS, load_idx_dataset
 from aevb.data.npz import load_npz
 from aevb.data.support import PREPROCESS, check_pixels
@@ -17,9 +19,9 @@ SYNTHETIC = "fa-synthetic"
 
 
 def is_file(dataset: str) -> bool:
-    """Whether `dataset` names the user's .npz file rather than a dataset we know by name."""
+    """Whether `dataset` names the user's file or folder rather than a dataset we know by name."""
     return dataset != SYNTHETIC and dataset not in DATASETS and (
-        dataset.endswith(".npz") or Path(dataset).exists())
+        dataset.endswith((".npz", ".csv")) or Path(dataset).exists())
 
 
 def absolute(dataset: str) -> str:
@@ -29,8 +31,9 @@ def absolute(dataset: str) -> str:
 
 
 def load(dataset: str, data_dir: str | Path | None = None, preprocess_mode: str = "none",
-         mirrors: tuple[str, ...] | None = None) -> Data:
-    """Load a dataset by name or .npz path, and validate the preprocessing against its values.
+         mirrors: tuple[str, ...] | None = None, label_column: str | None = None) -> Data:
+    """Load a dataset by name, or the user's .npz file, .csv table (`label_column`: its labels) or
+    folder of images, and validate the preprocessing against its values.
 
         >>> load("mnist-sample", preprocess_mode="dequantize").train.x.dtype
         torch.uint8
@@ -38,15 +41,25 @@ def load(dataset: str, data_dir: str | Path | None = None, preprocess_mode: str 
     if preprocess_mode not in PREPROCESS:
         raise AevbError(f"unknown preprocessing {preprocess_mode!r}; choose one of "
                         f"{', '.join(PREPROCESS)}")
+    if label_column is not None and not dataset.endswith(".csv"):
+        raise AevbError(f"--label-column names a column of a .csv --dataset, and {dataset} is none; "
+                        "drop it (other data carry their labels: y_train in an .npz, subfolders of images)")
     if dataset == SYNTHETIC:
         data = fa_synthetic()
     elif dataset in DATASETS:
         data = load_idx_dataset(dataset, data_dir, mirrors)
+    elif dataset.endswith(".csv"):
+        if not Path(dataset).is_file():
+            raise AevbError(f"{dataset}: no such file")
+        data = load_csv(dataset, label_column)
+    elif Path(dataset).is_dir():
+        data = load_images(dataset)
     elif is_file(dataset):
         data = load_npz(dataset, known=tuple(DATASETS))
     else:
         raise AevbError(f"unknown dataset {dataset!r}; use one of {SYNTHETIC}, "
-                        f"{', '.join(DATASETS)} or a path to an .npz file")
+                        f"{', '.join(DATASETS)}, or a path to an .npz file, a .csv file or a folder of "
+                        "images")
     return read_as(data, preprocess_mode)
 
 

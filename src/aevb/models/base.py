@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.distributions import Distribution, Independent, kl_divergence
 
+from aevb.data.containers import chw
 from aevb.data.support import likelihood_support
 from aevb.errors import AevbError
 
@@ -151,12 +152,20 @@ class LatentModel(nn.Module):
         return cfg
 
     @classmethod
-    def shape_data(cls, x: torch.Tensor, lengths, image_shape, where: str) -> torch.Tensor:
-        """x (N, ...) as this model reads it: vectors (N, D) here; a sequential model reads (N, T, D)."""
+    def shape_data(cls, x: torch.Tensor, lengths, image_shape, where: str, cfg=None) -> torch.Tensor:
+        """x (N, ...) as this model, with config `cfg`, reads it: vectors (N, D) for fully connected
+        networks; images (N, C, H, W) for convolutional ones (`arch = "conv"`); a sequential model
+        reads (N, T, D)."""
         if lengths is not None:
             raise AevbError(f"{where} holds sequences with lengths, which only a sequential model (vrnn) "
                             f"reads; drop lengths_train/lengths_test for {cls.name}")
-        return x.flatten(1)
+        if getattr(cfg, "arch", "mlp") == "mlp":
+            return x.flatten(1)
+        if image_shape is None:
+            raise AevbError(f"--arch {cfg.arch} needs images and {where} has none (its datapoints have "
+                            f"shape {tuple(x.shape[1:])}); use --arch mlp")
+        c, h, w = chw(image_shape)
+        return x.reshape(len(x), h, w, c).permute(0, 3, 1, 2).contiguous()  # (N, C, H, W)
 
     def prepare(self, data, train_cfg) -> None:
         """Before training, and before a run directory is written: take from the training data what

@@ -35,7 +35,14 @@ from torch.distributions import Categorical, Independent, MixtureSameFamily, Mul
 from aevb.config import option
 from aevb.errors import AevbError
 from aevb.models.base import LatentModel
-from aevb.models.nets import GaussianHead, LikelihoodHead, mlp
+from aevb.models.nets import (
+    ConvDecoder,
+    ConvEncoder,
+    GaussianHead,
+    LikelihoodHead,
+    LocationLikelihood,
+    mlp,
+)
 from aevb.models.vae import VAEConfig
 
 
@@ -65,7 +72,6 @@ class CVAE(LatentModel):
         super().__init__()
         if not n_classes:
             raise AevbError("cvae is conditioned on labels, but the data has none")
-        (d,) = event_shape
         self.cfg, self.n_classes = cfg, n_classes
         # linear mean, softplus-linear std; none for the standard prior
         self.p_z = GaussianHead(n_classes, cfg.latent_dim) if cfg.prior in ("learned", "fitted") else None
@@ -80,11 +86,18 @@ class CVAE(LatentModel):
             self.register_buffer("pz_tril", torch.eye(cfg.latent_dim).expand(*shape, -1).clone())
             self.register_buffer("pz_log_weights", torch.zeros(shape[:2]))
             self.register_buffer("pz_fitted", torch.tensor(False))  # until the first epoch ends
-        self.encoder = mlp(d + n_classes, cfg.hidden, cfg.layers, cfg.dropout, cfg.activation)
-        self.q_head = GaussianHead(cfg.hidden, cfg.latent_dim)
-        self.decoder = mlp(cfg.latent_dim + n_classes, cfg.hidden, cfg.layers, cfg.dropout,
-                           cfg.activation)
-        self.px_head = LikelihoodHead(cfg.hidden, d, cfg.likelihood)
+        if cfg.arch == "conv":  # y joins the image's features, and z at the decoder's input
+            self.encoder = ConvEncoder(event_shape, cfg.hidden, cfg.layers)
+            self.q_head = GaussianHead(cfg.hidden + n_classes, cfg.latent_dim)
+            self.decoder = ConvDecoder(cfg.latent_dim + n_classes, event_shape, cfg.hidden, cfg.layers)
+            self.px_head = LocationLikelihood(event_shape, cfg.likelihood)
+        else:  # the tutorial's: [x, y] in, [z, y] in
+            (d,) = event_shape
+            self.encoder = mlp(d + n_classes, cfg.hidden, cfg.layers, cfg.dropout, cfg.activation)
+            self.q_head = GaussianHead(cfg.hidden, cfg.latent_dim)
+            self.decoder = mlp(cfg.latent_dim + n_classes, cfg.hidden, cfg.layers, cfg.dropout,
+                               cfg.activation)
+            self.px_head = LikelihoodHead(cfg.hidden, d, cfg.likelihood)
 
     def one_hot(self, y: torch.Tensor) -> torch.Tensor:
         return F.one_hot(y, self.n_classes).float()  # (B, C)
@@ -110,6 +123,8 @@ class CVAE(LatentModel):
 
     def posterior(self, x, c):
         """q(z | x, y)."""
+        if self.cfg.arch == "conv":
+            return self.q_head(torch.cat([self.encoder(x), self.one_hot(c)], -1))
         return self.q_head(self.encoder(torch.cat([x, self.one_hot(c)], -1)))
 
     # -- the fitted prior: EM on the codes of each label's training images --------------------------

@@ -34,7 +34,15 @@ from torch.distributions import Categorical, Normal, kl_divergence
 from aevb.config import option
 from aevb.data.support import LIKELIHOODS
 from aevb.models.base import LatentModel, Terms
-from aevb.models.nets import GaussianHead, LikelihoodHead, mlp
+from aevb.models.nets import (
+    ConvDecoder,
+    ConvEncoder,
+    GaussianHead,
+    LikelihoodHead,
+    LocationLikelihood,
+    mlp,
+)
+from aevb.models.vae import ARCHS
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,9 @@ class GMVAEConfig:
                        "autoencoder's codes embedded by UMAP (needs umap-learn)",
                        choices=("random", "autoencoder-umap"), noun="init")
     init_epochs: int = option(20, "autoencoder-umap: epochs of autoencoder pretraining", low=1)
+    arch: str = option("mlp", "the networks: mlp, fully connected (the tutorial's); conv, convolutions "
+                       "for images of any size (--layers halvings, --hidden units)", choices=ARCHS,
+                       noun="--arch")
 
 
 class GMVAE(LatentModel):
@@ -68,17 +79,22 @@ class GMVAE(LatentModel):
 
     def __init__(self, cfg: GMVAEConfig, event_shape: tuple[int, ...], n_classes: int | None = None):
         super().__init__()
-        (d,) = event_shape
         c, h, dz = cfg.components, cfg.hidden, cfg.latent_dim
         self.cfg = cfg
-        self.qy = nn.Sequential(mlp(d, h, cfg.layers, 0.0), nn.Linear(h, c))  # logits of q(y|x)
-        self.qz_x = nn.Linear(d, h)  # first layer of q(z|x,y), the x part
-        self.qz_y = nn.Linear(c, h, bias=False)  # first layer of q(z|x,y), the y part
-        self.qz_rest = mlp(h, h, cfg.layers - 1, 0.0)
+        conv = cfg.arch == "conv"  # x (B, C, H, W): convolutional features where the tutorial has layers
+        d = None if conv else event_shape[0]
+        # registered in this order, which fixes the parameters' order (Adam's state is saved by it)
+        features = ConvEncoder(event_shape, h, cfg.layers) if conv else mlp(d, h, cfg.layers, 0.0)
+        self.qy = nn.Sequential(features, nn.Linear(h, c))  # logits of q(y|x)
+        # first layer of q(z|x,y): the x part (computed once for all y), then the y part
+        self.qz_x = ConvEncoder(event_shape, h, cfg.layers, activate=False) if conv else nn.Linear(d, h)
+        self.qz_y = nn.Linear(c, h, bias=False)
+        self.qz_rest = mlp(h, h, 0 if conv else cfg.layers - 1, 0.0)
         self.qz_head = GaussianHead(h, dz)
         self.pz_y = GaussianHead(c, dz)  # p(z|y): linear mean, softplus-linear std of one-hot y
-        self.decoder = mlp(dz, h, cfg.layers, 0.0)
-        self.px_head = LikelihoodHead(h, d, cfg.likelihood)
+        self.decoder = ConvDecoder(dz, event_shape, h, cfg.layers) if conv else mlp(dz, h, cfg.layers, 0.0)
+        self.px_head = (LocationLikelihood(event_shape, cfg.likelihood) if conv
+                        else LikelihoodHead(h, d, cfg.likelihood))
         for m in self.modules():  # the tutorial's initialisation: Xavier-normal weights, zero biases
             if isinstance(m, nn.Linear):
                 nn.init.xavier_normal_(m.weight)

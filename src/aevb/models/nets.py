@@ -14,6 +14,7 @@ from torch import nn
 from torch.distributions import Bernoulli, ContinuousBernoulli, Independent, Normal
 
 from aevb.data.support import LIKELIHOODS
+from aevb.errors import AevbError
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
@@ -149,3 +150,98 @@ class LikelihoodHead(nn.Module):
             self.out.bias.copy_(mean)
         else:
             self.out.bias.copy_(torch.logit(mean.clamp(1e-3, 1 - 1e-3)))
+
+
+# -- convolutional networks for images (`arch = "conv"`), and likelihoods of data of any shape ----
+
+
+def conv_sizes(image_shape: tuple[int, int, int], layers: int) -> list[tuple[int, int]]:
+    """(H, W) before each of `layers` halvings by a 4x4 convolution of stride 2, then after the last."""
+    _, h, w = image_shape
+    sizes = [(h, w)]
+    for _ in range(layers):
+        h, w = h // 2, w // 2
+        if h < 1 or w < 1:
+            most = min(image_shape[1:]).bit_length() - 1
+            raise AevbError(f"--arch conv halves the image --layers {layers} times, and a "
+                            f"{image_shape[1]}x{image_shape[2]} image allows at most {most}; lower --layers")
+        sizes.append((h, w))
+    return sizes
+
+
+def conv_channels(image_shape: tuple[int, int, int], layers: int) -> list[int]:
+    """Channels at each stage: the image's, then 32, 64, 128 and 256 at most."""
+    return [image_shape[0]] + [min(32 * 2**i, 256) for i in range(layers)]
+
+
+class ConvEncoder(nn.Module):
+    """Features of images, (B, C, H, W) -> (B, hidden): `layers` 4x4 convolutions of stride 2, each
+    halving H and W (32, 64, 128 ... channels, a ReLU after each), then a linear layer to `hidden`
+    units, with a ReLU unless `activate` is False (DCGAN's encoder, Radford et al. 2016)."""
+
+    def __init__(self, image_shape: tuple[int, int, int], hidden: int, layers: int, activate: bool = True):
+        super().__init__()
+        sizes, chans = conv_sizes(image_shape, layers), conv_channels(image_shape, layers)
+        blocks: list[nn.Module] = []
+        for i in range(layers):
+            blocks += [nn.Conv2d(chans[i], chans[i + 1], 4, stride=2, padding=1), nn.ReLU()]
+        h, w = sizes[-1]
+        blocks += [nn.Flatten(), nn.Linear(chans[-1] * h * w, hidden)] + ([nn.ReLU()] if activate else [])
+        self.net = nn.Sequential(*blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class ConvDecoder(nn.Module):
+    """The mirror of `ConvEncoder`, (..., d_in) -> (..., C, H, W): a hidden layer and a layer to
+    the smallest feature map (ReLUs), then transposed convolutions that double it back, with the
+    output padding that restores odd sizes exactly; the last gives the likelihood's location."""
+
+    def __init__(self, d_in: int, image_shape: tuple[int, int, int], hidden: int, layers: int):
+        super().__init__()
+        sizes, chans = conv_sizes(image_shape, layers), conv_channels(image_shape, layers)
+        self.image_shape = tuple(image_shape)
+        self.first = (chans[-1], *sizes[-1])  # the smallest feature map
+        self.inp = nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, math.prod(self.first)), nn.ReLU())
+        ups: list[nn.Module] = []
+        for i in reversed(range(layers)):
+            (hi, wi), (ho, wo) = sizes[i + 1], sizes[i]
+            ups.append(nn.ConvTranspose2d(chans[i + 1], chans[i], 4, stride=2, padding=1,
+                                          output_padding=(ho - 2 * hi, wo - 2 * wi)))
+            if i > 0:
+                ups.append(nn.ReLU())
+        self.ups = nn.Sequential(*ups)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        lead = z.shape[:-1]  # (K, B) or (B,): the convolutions see one batch dimension
+        h = self.inp(z.reshape(-1, z.shape[-1])).reshape(-1, *self.first)
+        return self.ups(h).reshape(*lead, *self.image_shape)
+
+
+class LocationLikelihood(nn.Module):
+    """p(x | location) for data of any shape: a decoder's output (..., *data_shape) plus a learned
+    bias per element of x is the location (logits, or the Gaussian's mean); a Gaussian's std is a
+    free parameter per element. The bias is what `--output-bias data` sets (`start_at`)."""
+
+    def __init__(self, data_shape: tuple[int, ...], kind: str):
+        super().__init__()
+        if kind not in LIKELIHOODS:
+            raise ValueError(f"unknown likelihood {kind!r}")
+        self.kind, self.event_dims = kind, len(data_shape)
+        self.bias = nn.Parameter(torch.zeros(data_shape))
+        self.log_std = nn.Parameter(torch.zeros(data_shape)) if kind == "gaussian" else None
+
+    def forward(self, location: torch.Tensor):
+        a = (location + self.bias).float()  # (..., *data_shape); fp32 under autocast too
+        if self.kind == "continuous-bernoulli":
+            return Independent(ContinuousBernoulliLogits(logits=a), self.event_dims)
+        if self.kind == "bernoulli":
+            return Independent(Bernoulli(logits=a), self.event_dims)
+        return Independent(Normal(a, self.log_std.exp().expand_as(a)), self.event_dims)
+
+    @torch.no_grad()
+    def start_at(self, mean: torch.Tensor) -> None:
+        """As `LikelihoodHead.start_at`: the location starts at the data's mean."""
+        self.bias.copy_(mean if self.kind == "gaussian" else torch.logit(mean.clamp(1e-3, 1 - 1e-3)))

@@ -19,9 +19,18 @@ from torch.distributions import Independent, Normal
 from aevb.config import option
 from aevb.data.support import LIKELIHOODS
 from aevb.models.base import LatentModel
-from aevb.models.nets import ACTIVATIONS, GaussianHead, LikelihoodHead, mlp
+from aevb.models.nets import (
+    ACTIVATIONS,
+    ConvDecoder,
+    ConvEncoder,
+    GaussianHead,
+    LikelihoodHead,
+    LocationLikelihood,
+    mlp,
+)
 
 OUTPUT_BIAS = ("random", "data")
+ARCHS = ("mlp", "conv")
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,9 @@ class VAEConfig:
     output_bias: str = option("random", "how the decoder's output bias starts: random, as torch "
                               "initialises it, or data: p(x|z) centred on the training set's mean "
                               "datapoint (Burda et al. 2015)", choices=OUTPUT_BIAS, noun="output bias")
+    arch: str = option("mlp", "the networks: mlp, fully connected (the tutorial's); conv, convolutions "
+                       "for images of any size (--layers halvings, --hidden units; no dropout)",
+                       choices=ARCHS, noun="--arch")
 
 
 class VAE(LatentModel):
@@ -52,12 +64,19 @@ class VAE(LatentModel):
 
     def __init__(self, cfg: VAEConfig, event_shape: tuple[int, ...], n_classes: int | None = None):
         super().__init__()
-        (d,) = event_shape
         self.cfg = cfg
-        self.encoder = mlp(d, cfg.hidden, cfg.layers, cfg.dropout, cfg.activation)
-        self.q_head = GaussianHead(cfg.hidden, cfg.latent_dim)
-        self.decoder = mlp(cfg.latent_dim, cfg.hidden, cfg.layers, cfg.dropout, cfg.activation)
-        self.px_head = LikelihoodHead(cfg.hidden, d, cfg.likelihood)
+        # registered in this order, which fixes the parameters' order (Adam's state is saved by it)
+        if cfg.arch == "conv":  # x (B, C, H, W)
+            self.encoder = ConvEncoder(event_shape, cfg.hidden, cfg.layers)
+            self.q_head = GaussianHead(cfg.hidden, cfg.latent_dim)
+            self.decoder = ConvDecoder(cfg.latent_dim, event_shape, cfg.hidden, cfg.layers)
+            self.px_head = LocationLikelihood(event_shape, cfg.likelihood)
+        else:  # x (B, D)
+            (d,) = event_shape
+            self.encoder = mlp(d, cfg.hidden, cfg.layers, cfg.dropout, cfg.activation)
+            self.q_head = GaussianHead(cfg.hidden, cfg.latent_dim)
+            self.decoder = mlp(cfg.latent_dim, cfg.hidden, cfg.layers, cfg.dropout, cfg.activation)
+            self.px_head = LikelihoodHead(cfg.hidden, d, cfg.likelihood)
         self.register_buffer("zero", torch.zeros(cfg.latent_dim), persistent=False)
 
     def prior(self, c=None):
@@ -79,5 +98,5 @@ class VAE(LatentModel):
         if self.cfg.output_bias == "random":
             return
         gen = torch.Generator(device=data.train.x.device).manual_seed(train_cfg.seed)
-        total = sum(batch.x.sum(0) for batch in data.batches("train", 10_000, gen))  # (D,)
+        total = sum(batch.x.sum(0) for batch in data.batches("train", 10_000, gen))  # (D...)
         self.px_head.start_at(total / len(data.train))  # copy_ moves it to the bias's device

@@ -25,6 +25,7 @@ from torch import nn
 from torch.distributions import Independent, Normal, kl_divergence
 
 from aevb.config import option
+from aevb.data.containers import chw
 from aevb.data.support import LIKELIHOODS
 from aevb.errors import AevbError
 from aevb.models.base import LatentModel, Terms
@@ -82,12 +83,13 @@ class VRNN(LatentModel):
         return batch.lengths  # (B,) steps of each sequence, or None when all are T long
 
     @classmethod
-    def shape_data(cls, x, lengths, image_shape, where: str) -> torch.Tensor:
-        """Sequences (N, T, D) as given, or images read row by row: (N, rows, columns)."""
-        if x.dim() == 3:
+    def shape_data(cls, x, lengths, image_shape, where: str, cfg=None) -> torch.Tensor:
+        """Sequences (N, T, D) as given, or images read row by row: (N, rows, columns x channels)."""
+        if x.dim() == 3 and image_shape is None:
             return x
         if image_shape is not None:
-            return x.reshape(len(x), *image_shape)  # (N, T=rows, D=columns)
+            c, h, w = chw(image_shape)
+            return x.reshape(len(x), h, w * c)  # (N, T=rows, D=columns); pixels are stored row-major
         raise AevbError(f"model {cls.name} reads sequences but {where} has x of shape "
                         f"{tuple(x.shape)}; give x_train and x_test as (N, T, D)")
 

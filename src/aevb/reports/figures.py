@@ -45,7 +45,12 @@ def tsne(points: np.ndarray, seed: int) -> np.ndarray:
 
     if points.shape[1] == 2:  # already a plane: show it as it is
         return points
-    return TSNE(n_components=2, init="pca", learning_rate="auto", random_state=seed).fit_transform(points)
+    if len(points) < 5:  # too few for t-SNE: their first two coordinates
+        return np.pad(points[:, :2], ((0, 0), (0, max(0, 2 - points.shape[1]))))
+    # perplexity: t-SNE's 30, or less on a small test split (it must stay below the points' count)
+    perplexity = min(30.0, (len(points) - 1) / 3)
+    return TSNE(n_components=2, init="pca", learning_rate="auto", perplexity=perplexity,
+                random_state=seed).fit_transform(points)
 
 
 def write(model, cfg, data, meta: dict, out: Path) -> list[Path]:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from aevb.atomic import atomic_path
+from aevb.data.containers import as_hwc, chw
 
 
 def figure(width: float, height: float):
@@ -111,15 +112,16 @@ def top_two_axes(x: np.ndarray) -> tuple[int, int]:
 
 def image_grid(x: np.ndarray, image_shape, path: Path | None = None, ncols: int = 10, title: str = "",
                row_labels=None):
-    """Datapoints shown as grey images in a grid, 0 = black and 1 = white; rows optionally named."""
+    """Datapoints shown as images in a grid, in their own shape and colour (grey: 0 = black and
+    1 = white); rows optionally named. `image_shape` is (C, H, W) (or (H, W) for grey)."""
     n = len(x)
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
-    h, _ = image_shape
+    _, h, _ = chw(image_shape)
     canvas = _canvas(x, image_shape, ncols)
     fig = figure(ncols * 0.5 + 0.4, nrows * 0.5 + (0.5 if title else 0.2))
     ax = fig.subplots()
-    ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.imshow(canvas, cmap="gray" if canvas.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
     for spine in ax.spines.values():
@@ -133,15 +135,16 @@ def image_grid(x: np.ndarray, image_shape, path: Path | None = None, ncols: int 
 
 
 def _canvas(x: np.ndarray, image_shape, ncols: int) -> np.ndarray:
-    """Images (n, h, w) tiled into one array with 1-pixel white borders."""
+    """Images tiled into one array with 1-pixel white borders: (rows, cols) for grey images,
+    (rows, cols, C) for colour ones."""
     n = len(x)
     nrows = -(-n // ncols)
-    h, w = image_shape
-    canvas = np.ones((nrows * (h + 1) + 1, ncols * (w + 1) + 1))
-    for k, img in enumerate(np.asarray(x).reshape(n, h, w)):
+    ch, h, w = chw(image_shape)
+    canvas = np.ones((nrows * (h + 1) + 1, ncols * (w + 1) + 1, ch))
+    for k, img in enumerate(np.clip(as_hwc(x, image_shape), 0, 1)):
         r, c = divmod(k, ncols)
         canvas[1 + r * (h + 1): 1 + r * (h + 1) + h, 1 + c * (w + 1): 1 + c * (w + 1) + w] = img
-    return canvas
+    return canvas[..., 0] if ch == 1 else canvas
 
 
 def row_by_row_animation(x: np.ndarray, image_shape, path: Path, ncols: int = 10, title: str = "",
@@ -157,7 +160,8 @@ def row_by_row_animation(x: np.ndarray, image_shape, path: Path, ncols: int = 10
     fig = figure(ncols * 0.5 + 0.4, nrows * 0.5 + (0.5 if title else 0.2))
     ax = fig.subplots()
     shown = np.zeros_like(x)
-    image = ax.imshow(_canvas(shown, image_shape, ncols), cmap="gray", vmin=0, vmax=1,
+    first = _canvas(shown, image_shape, ncols)
+    image = ax.imshow(first, cmap="gray" if first.ndim == 2 else None, vmin=0, vmax=1,
                       interpolation="nearest")
     ax.set_axis_off()
     heading = ax.set_title(title)

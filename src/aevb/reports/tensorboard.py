@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from aevb.data.containers import as_hwc, chw
 from aevb.errors import AevbError
 from aevb.evaluate import seeded
 
@@ -63,7 +64,7 @@ class TensorBoardLog:
 
     @torch.no_grad()
     def _samples(self) -> torch.Tensor | None:
-        """GRID decoder parameters of z ~ p(z), as (GRID, 1, H, W) in [0, 1]; None for data that are
+        """GRID decoder parameters of z ~ p(z), as (GRID, C, H, W) in [0, 1]; None for data that are
         not images. The draws use their own seed, so logging changes no training number."""
         if self.image_shape is None:
             return None
@@ -76,10 +77,10 @@ class TensorBoardLog:
         with seeded(self.seed, device):
             x = self.model.sample(GRID, c, "param").float().cpu()
         self.model.train(was_training)
-        h, w = self.image_shape
-        if x[0].numel() != h * w:
+        c, h, w = chw(self.image_shape)
+        if x[0].numel() != c * h * w:
             return None
-        return x.reshape(GRID, 1, h, w).clamp(0, 1)
+        return torch.from_numpy(as_hwc(x.numpy(), self.image_shape)).permute(0, 3, 1, 2).clamp(0, 1)
 
 
 def _tag(key: str) -> str:

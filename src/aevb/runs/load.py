@@ -94,7 +94,7 @@ def open_run(run: str | Path, device: str = "cpu", with_data: bool = True, data_
     cfg = own_copy(cfg, run)
     if dataset is not None:
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dataset=absolute(dataset)))
-    elif with_data and is_file(cfg.data.dataset) and not Path(cfg.data.dataset).is_file():
+    elif with_data and is_file(cfg.data.dataset) and not Path(cfg.data.dataset).exists():
         raise AevbError(f"{run} was trained on {cfg.data.dataset}, which is no longer there; "
                         "put the file back, or give the file's new place with --dataset")
     try:

@@ -26,12 +26,18 @@ def prepare_data(cfg: RunConfig, device: torch.device | str = "cpu", given: Data
     and that it has the labels the model needs."""
     cls = registry.get(cfg.model)
     if given is None:
-        data = load(cfg.data.dataset, cfg.data.data_dir, cfg.data.preprocess)
+        data = load(cfg.data.dataset, cfg.data.data_dir, cfg.data.preprocess,
+                    label_column=cfg.data.label_column)
     else:
         data = read_as(given, cfg.data.preprocess)
     for split in (data.train, data.test):
-        split.x = cls.shape_data(split.x, split.lengths, data.image_shape, data.name)
+        split.x = cls.shape_data(split.x, split.lengths, data.image_shape, data.name, cfg.model_config)
     check_fits(data, cls.data_support(cfg.model_config), cfg.model)
+    for name, split in (("y_train", data.train), ("y_test", data.test)):
+        if split.y is not None and bool((split.y < 0).any()):
+            missing = int((split.y < 0).sum())
+            raise AevbError(f"{data.name}: {name} lacks {missing} labels (empty or -1); give every "
+                            "datapoint a label, or drop the labels")
     if cls.uses_labels and data.train.y is None:
         raise AevbError(f"model {cfg.model} is conditioned on labels but {data.name} has none; "
                         "add y_train and y_test to the .npz")

@@ -1,0 +1,180 @@
+"""The user's own data and networks: tables (.csv) and folders of images, their shape recorded in
+the run, convolutional networks for images of any size, and bad files refused in one line."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from aevb.api import Run
+from aevb.cli import main
+from aevb.data import load
+from aevb.data.containers import as_hwc, chw
+from aevb.errors import AevbError
+
+
+def write_csv(path: Path, rows: list[list], header: list[str]) -> Path:
+    path.write_text(",".join(header) + "\n" + "".join(",".join(map(str, r)) + "\n" for r in rows))
+    return path
+
+
+def image_folder(root: Path, labels=("cat", "dog"), n=12, size=(10, 8), mode="RGB", seed=0) -> Path:
+    rng = np.random.default_rng(seed)
+    for label in labels:
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            shape = (size[1], size[0], 3) if mode == "RGB" else (size[1], size[0])
+            Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(root / label / f"{i}.png")
+    return root
+
+
+def one_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith("aevb: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+# -- tables ----------------------------------------------------------------------------------
+
+
+def test_a_csv_is_read_with_its_labels_and_a_seeded_test_split(tmp_path):
+    rows = [[i, i * 0.5, ["setosa", "virginica"][i % 2]] for i in range(40)]
+    path = write_csv(tmp_path / "t.csv", rows, ["a", "b", "species"])
+    data = load(str(path), label_column="species")
+    assert data.classes == ("setosa", "virginica") and data.event_shape == (2,)
+    assert len(data.train) == 36 and len(data.test) == 4  # a tenth held out
+    x = torch.cat([data.train.x, data.test.x])
+    assert sorted(x[:, 0].tolist()) == list(range(40))  # every row once
+    y = torch.cat([data.train.y, data.test.y])
+    assert torch.equal(y, (x[:, 0].long() % 2))  # each row keeps its label
+    again = load(str(path), label_column="species")
+    assert torch.equal(again.test.x, data.test.x)  # the same split every time
+
+
+@pytest.mark.parametrize("content, match", [
+    ("", "the file is empty"),
+    ("a,b\n", "only a header"),
+    ("a,b\n1,2\n3\n", "row 3 has 1 cells but the header has 2 columns"),
+    ("a,b\n1,2\n3,x\n", "row 3, column 'b' holds 'x', which is not a number"),
+    ("a,b\n1,2\n3,inf\n", "row 3, column 'b' is inf"),
+])
+def test_a_bad_csv_is_one_line_naming_the_row_and_column(tmp_path, capsys, content, match):
+    (tmp_path / "t.csv").write_text(content)
+    assert main(["train", "vae", "--dataset", str(tmp_path / "t.csv"), "--preprocess", "none",
+                 "--out", str(tmp_path / "run")]) == 2
+    assert match in one_line(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_label_column_must_exist_and_belongs_to_a_csv(tmp_path, capsys):
+    path = write_csv(tmp_path / "t.csv", [[1, 2], [3, 4]], ["a", "b"])
+    assert main(["train", "vae", "--dataset", str(path), "--label-column", "kind", "--out",
+                 str(tmp_path / "r")]) == 2
+    assert "no column 'kind' for --label-column; the columns are a, b" in one_line(capsys)
+    assert main(["train", "vae", "--dataset", "mnist-sample", "--label-column", "kind", "--out",
+                 str(tmp_path / "r")]) == 2
+    assert "--label-column names a column of a .csv --dataset" in one_line(capsys)
+
+
+def test_a_cvae_trains_on_a_csv_with_named_labels(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = [[*rng.normal(size=3).round(3), ["a", "b", "c"][i % 3]] for i in range(90)]
+    path = write_csv(tmp_path / "t.csv", rows, ["x1", "x2", "x3", "kind"])
+    assert main(["train", "cvae", "--dataset", str(path), "--label-column", "kind", "--preprocess", "none",
+                 "--likelihood", "gaussian", "--prior", "learned", "--latent-dim", "2", "--hidden", "8",
+                 "--epochs", "2", "--quiet", "--out", str(tmp_path / "run")]) == 0
+    run = Run(tmp_path / "run")
+    assert run.meta["data_info"]["classes"] == ["a", "b", "c"] and run.sample(4, label=2).shape == (4, 3)
+
+
+# -- folders of images --------------------------------------------------------------------------
+
+
+def test_a_folder_of_colour_images_keeps_its_shape_labels_and_colour(tmp_path):
+    folder = image_folder(tmp_path / "pets")
+    data = load(str(folder))
+    assert data.image_shape == (3, 8, 10) and data.classes == ("cat", "dog")
+    assert data.train.x.dtype == torch.uint8 and data.train.x.shape[1:] == (8, 10, 3)
+    assert len(data.train) + len(data.test) == 24
+    first = np.asarray(Image.open(folder / "cat" / "0.png"))  # (H, W, 3)
+    stored = torch.cat([data.train.x, data.test.x]).numpy()
+    assert any(np.array_equal(first, img) for img in stored)  # pixels kept as they are
+
+
+def test_train_and_test_subfolders_are_the_splits(tmp_path):
+    image_folder(tmp_path / "d" / "train", n=5, mode="L")
+    image_folder(tmp_path / "d" / "test", n=2, mode="L")
+    data = load(str(tmp_path / "d"))
+    assert (len(data.train), len(data.test)) == (10, 4) and data.image_shape == (1, 8, 10)
+    assert data.note == ""  # nothing held out
+
+
+@pytest.mark.parametrize("spoil, match", [
+    (lambda d: Image.fromarray(np.zeros((5, 5, 3), np.uint8)).save(d / "cat" / "small.png"),
+     "small.png: 5x5 colour, but"),
+    (lambda d: Image.fromarray(np.zeros((8, 10), np.uint8)).save(d / "cat" / "grey.png"),
+     "grey.png: 10x8 grey, but"),
+    (lambda d: (d / "cat" / "broken.png").write_bytes(b"\x89PNG not an image"),
+     "broken.png: not a readable image"),
+    (lambda d: Image.fromarray(np.zeros((8, 10, 3), np.uint8)).save(d / "loose.png"),
+     "some images sit in label subfolders and some do not"),
+])
+def test_a_bad_folder_is_one_line_naming_the_file(tmp_path, capsys, spoil, match):
+    folder = image_folder(tmp_path / "pets", n=3)
+    spoil(folder)
+    assert main(["train", "vae", "--dataset", str(folder), "--out", str(tmp_path / "run")]) == 2
+    assert match in one_line(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+# -- shapes and convolutional networks -----------------------------------------------------------
+
+
+def test_images_are_drawn_in_their_own_shape_whatever_the_layout():
+    flat = np.arange(2 * 4 * 5 * 3).reshape(2, 60)  # rows of pixels in row, column, channel order
+    hwc = as_hwc(flat, (3, 4, 5))
+    assert hwc.shape == (2, 4, 5, 3) and hwc[0, 1, 2, 0] == (1 * 5 + 2) * 3
+    channels_first = hwc.transpose(0, 3, 1, 2)  # as a convolutional model gives them
+    assert np.array_equal(as_hwc(channels_first, (3, 4, 5)), hwc)
+    assert chw([28, 28]) == (1, 28, 28)  # runs recorded grey images as (H, W)
+
+
+@pytest.mark.parametrize("model", ["vae", "cvae", "gmvae"])
+def test_conv_networks_train_on_grey_and_colour_images_of_any_size(tmp_path, model):
+    folder = image_folder(tmp_path / "pets", n=10, size=(13, 11))  # odd sizes come back exactly
+    extra = {"gmvae": ["--init", "random", "--components", "2"], "cvae": ["--prior", "learned"]}
+    assert main(["train", model, "--dataset", str(folder), "--preprocess", "unit", "--arch", "conv",
+                 "--likelihood", "continuous-bernoulli", "--hidden", "16", "--latent-dim", "3",
+                 "--max-steps", "3", "--batch-size", "8", "--quiet", "--out", str(tmp_path / "run"),
+                 *extra.get(model, [])]) == 0
+    run = Run(tmp_path / "run")
+    assert run.meta["data_info"]["event_shape"] == [3, 11, 13]
+    assert run.meta["data_info"]["image_shape"] == [3, 11, 13]
+    c = {"label": 1} if model == "cvae" else {}
+    assert run.sample(2, mode="param", **c).shape == (2, 3, 11, 13)
+    result = run.evaluate(iwae_samples=2, elbo_samples=2)
+    assert np.isfinite(result["elbo"]) and result["iwae"] >= result["elbo"] - 5
+    assert {p.name for p in run.figures()} >= {"test-digits.png", "generations-param.png"}
+
+
+def test_conv_is_refused_for_data_without_images(tmp_path, capsys):
+    assert main(["train", "vae", "--dataset", "fa-synthetic", "--preprocess", "none", "--likelihood",
+                 "gaussian", "--arch", "conv", "--out", str(tmp_path / "r")]) == 2
+    assert "--arch conv needs images and fa-synthetic has none" in one_line(capsys)
+    assert main(["train", "vae", "--dataset", "mnist-sample", "--arch", "conv", "--layers", "6",
+                 "--out", str(tmp_path / "r")]) == 2
+    assert "a 28x28 image allows at most 4; lower --layers" in one_line(capsys)
+
+
+def test_a_conv_vae_trains_compiled_as_it_does_eagerly(tmp_path):
+    argv = ["train", "vae", "--dataset", "mnist-sample", "--arch", "conv", "--hidden", "16",
+            "--max-steps", "4", "--precision", "fp32", "--quiet"]
+    assert main([*argv, "--compile", "--out", str(tmp_path / "c")]) == 0
+    assert main([*argv, "--no-compile", "--out", str(tmp_path / "e")]) == 0
+    a, b = Run(tmp_path / "c").model.state_dict(), Run(tmp_path / "e").model.state_dict()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=1e-4, rtol=1e-4)
+    with pytest.raises(AevbError):
+        load(str(tmp_path / "nothing.csv"))
