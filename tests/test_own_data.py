@@ -178,3 +178,91 @@ def test_a_conv_vae_trains_compiled_as_it_does_eagerly(tmp_path):
         torch.testing.assert_close(a[k], b[k], atol=1e-4, rtol=1e-4)
     with pytest.raises(AevbError):
         load(str(tmp_path / "nothing.csv"))
+
+
+# -- networks of the user's own ------------------------------------------------------------------
+
+NETS = '''
+import math
+from torch import nn
+
+
+class Encoder(nn.Module):
+    def __init__(self, data_shape, width=16):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(math.prod(data_shape), width), nn.Tanh())
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class Decoder(nn.Module):
+    def __init__(self, in_features, data_shape, width=16):
+        super().__init__()
+        self.shape = data_shape
+        self.net = nn.Sequential(nn.Linear(in_features, width), nn.Tanh(),
+                                 nn.Linear(width, math.prod(data_shape)))
+
+    def forward(self, z):
+        return self.net(z).reshape(len(z), *self.shape)
+
+
+class Wrong(nn.Module):
+    def __init__(self, data_shape):
+        super().__init__()
+
+    def forward(self, x):
+        return x  # not (B, F) features
+'''
+
+
+@pytest.fixture
+def user_nets(tmp_path, monkeypatch):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "nets.py").write_text(NETS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import pkg.nets
+
+    yield pkg.nets
+    for name in ("pkg", "pkg.nets"):
+        __import__("sys").modules.pop(name, None)
+
+
+def test_networks_of_your_own_by_import_path_are_recorded_and_imported_again(tmp_path, user_nets, capsys):
+    import aevb
+
+    x = np.random.default_rng(0).normal(size=(120, 5)).astype(np.float32)
+    run = aevb.fit("vae", x[:100], x[100:], out=tmp_path / "run", preprocess="none", likelihood="gaussian",
+                   encoder=user_nets.Encoder, encoder_args={"width": 12}, decoder="pkg.nets:Decoder",
+                   latent_dim=2, epochs=2, quiet=True)
+    saved = run.config.model_config
+    assert (saved.encoder, saved.encoder_args, saved.decoder) == ("pkg.nets:Encoder", '{"width": 12}',
+                                                                   "pkg.nets:Decoder")
+    assert run.model.encoder.net[1].out_features == 12 and run.encode(x[:3]).shape == (3, 2)
+    assert aevb.open(tmp_path / "run").evaluate()["n"] == 20  # built again from the import path
+    # a process that cannot import the class: one line naming it, exit 2
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "aevb", "evaluate", str(tmp_path / "run")],
+                          capture_output=True, text=True, env={**__import__("os").environ, "PYTHONPATH": ""})
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "cannot import --encoder pkg.nets:Encoder" in done.stderr
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--encoder", "pkg.nets:Encoder"], "give --encoder and --decoder together"),
+    (["--encoder", "pkg.nets:Nope", "--decoder", "pkg.nets:Decoder"],
+     "cannot import --encoder pkg.nets:Nope"),
+    (["--encoder", "pkg.nets:Wrong", "--decoder", "pkg.nets:Decoder"], "it must give features (B, F)"),
+    (["--encoder", "pkg.nets:Encoder", "--decoder", "pkg.nets:Decoder", "--encoder-args", '{"depth": 3}'],
+     "could not be built with data_shape and --encoder-args"),
+    (["--encoder", "pkg.nets:Encoder", "--decoder", "pkg.nets:Decoder", "--decoder-args", "[1]"],
+     "must be an object of keyword arguments"),
+])
+def test_a_network_of_your_own_that_does_not_fit_is_one_line(tmp_path, user_nets, capsys, argv, match):
+    assert main(["train", "vae", "--dataset", "mnist-sample", *argv, "--max-steps", "1",
+                 "--out", str(tmp_path / "run")]) == 2
+    assert match in one_line(capsys)
+    assert not (tmp_path / "run").exists()

@@ -64,7 +64,8 @@ def fit(model: str, x_train: ArrayLike = None, x_test: ArrayLike = None, *, y_tr
         quiet: print nothing while training.
         **settings: any option of `aevb train MODEL` in snake case (``epochs=``, ``latent_dim=``,
             ``preprocess=``, ``lr=`` ...), checked as the command checks it; every key is listed in
-            the docs' Config keys.
+            the docs' Config keys. ``encoder=`` and ``decoder=`` take a network class of your own
+            (or its "pkg.module:Name"), ``encoder_args=`` and ``decoder_args=`` a dict.
 
     Returns:
         The finished run, as `aevb.open(out)` would give it.
@@ -85,6 +86,9 @@ def fit(model: str, x_train: ArrayLike = None, x_test: ArrayLike = None, *, y_tr
     if arrays and (x_train is None or x_test is None):
         raise AevbError("aevb.fit: give both x_train and x_test (the test split is scored each epoch)")
     out = Path(out) if out is not None else launch.default_run_dir(model)
+    for role in ("encoder", "decoder"):  # a class of the user's own, recorded by its import path
+        if isinstance(settings.get(role), type):
+            settings[role] = import_path(settings[role], role)
     if dataset is not None:
         settings["dataset"] = dataset
     if arrays:
@@ -95,6 +99,14 @@ def fit(model: str, x_train: ArrayLike = None, x_test: ArrayLike = None, *, y_tr
     cfg = build_config(model, sources + [("aevb.fit", sections(model, settings))])
     launch.train(cfg, out, quiet, overwrite, arrays or None)
     return Run(out)
+
+
+def import_path(cls: type, role: str) -> str:
+    """"pkg.module:Name" for a class, which a run records and imports again when it is reopened."""
+    if cls.__module__ == "__main__" or "<locals>" in cls.__qualname__:
+        raise AevbError(f"aevb.fit: {role}={cls.__qualname__} is defined in a script or a function, "
+                        "where a later process cannot import it; define it in a module")
+    return f"{cls.__module__}:{cls.__qualname__}"
 
 
 def open(run: str | Path) -> Run:  # noqa: A001 - aevb.open, as in the command's RUN argument

@@ -15,6 +15,7 @@ only declares the fields and checks single values.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import numbers
 import typing
@@ -29,16 +30,19 @@ from aevb.errors import AevbError
 
 def option(default: Any, help: str, choices: tuple[str, ...] = (), low: float | None = None,
            positive: bool = False, fraction: bool = False, noun: str | None = None,
-           flag: bool = True, metavar: str | None = None, high: float | None = None) -> Any:
+           flag: bool = True, metavar: str | None = None, high: float | None = None,
+           json_object: bool = False) -> Any:
     """A config field with its help text and checks: one of `choices`; from `low` to `high`; a
-    `positive` finite number; a `fraction` in [0, 1). `noun` names the option in "unknown NOUN";
-    `flag=False` keeps it off the command line (a fact aevb records, not a user's choice);
-    `metavar` names its value in --help.
+    `positive` finite number; a `fraction` in [0, 1); a `json_object`, kept as its JSON text (a
+    table in a file, a dict in Python, JSON on the command line). `noun` names the option in
+    "unknown NOUN"; `flag=False` keeps it off the command line (a fact aevb records, not a user's
+    choice); `metavar` names its value in --help.
 
         latent_dim: int = option(20, "dimensions of z", low=1)
     """
     checks = {"help": help, "choices": choices, "low": low, "high": high, "positive": positive,
-              "fraction": fraction, "noun": noun, "flag": flag, "metavar": metavar}
+              "fraction": fraction, "noun": noun, "flag": flag, "metavar": metavar,
+              "json_object": json_object}
     return field(default=default, metadata=checks)
 
 
@@ -230,6 +234,8 @@ def check_value(cls, name: str, value: Any, where: str) -> Any:
     allowed = typing.get_args(kind) if typing.get_origin(kind) in (typing.Union, _UnionType) else (kind,)
     if value is None and type(None) in allowed:
         return None
+    if meta(cls, name).get("json_object"):
+        return _json_object(cls, name, value, where)
     for t in allowed:  # numpy's scalars count as the numbers they are
         if t is float and isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_):
             return _in_range(cls, name, float(value), where)
@@ -241,6 +247,24 @@ def check_value(cls, name: str, value: Any, where: str) -> Any:
     if getattr(cls, "in_files", True):
         raise AevbError(f"{where}: '{name}' must be {names}, got {value!r}")
     raise AevbError(f"{named(cls, name, where)} must be {names}, got {value!r}")
+
+
+def _json_object(cls, name: str, value: Any, where: str) -> str:
+    """A dict, or the JSON text of an object, as canonical JSON text (sorted keys)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value or "{}")
+        except json.JSONDecodeError as e:
+            raise AevbError(f"{named(cls, name, where)} is not valid JSON ({e.msg}); give an object "
+                            "like '{\"width\": 64}'") from None
+    if not isinstance(value, dict):
+        raise AevbError(f"{named(cls, name, where)} must be an object of keyword arguments (a table, a "
+                        f"dict or JSON), got {value!r}")
+    try:
+        return json.dumps(value, sort_keys=True)
+    except (TypeError, ValueError) as e:
+        raise AevbError(f"{named(cls, name, where)} must hold plain values (numbers, strings, lists): "
+                        f"{e}") from None
 
 
 def _in_range(cls, name: str, value: Any, where: str) -> Any:

@@ -154,12 +154,15 @@ class LatentModel(nn.Module):
     @classmethod
     def shape_data(cls, x: torch.Tensor, lengths, image_shape, where: str, cfg=None) -> torch.Tensor:
         """x (N, ...) as this model, with config `cfg`, reads it: vectors (N, D) for fully connected
-        networks; images (N, C, H, W) for convolutional ones (`arch = "conv"`); a sequential model
-        reads (N, T, D)."""
+        networks; images (N, C, H, W) for convolutional ones (`arch = "conv"`) and the user's own
+        (which read other data as given); a sequential model reads (N, T, D)."""
         if lengths is not None:
             raise AevbError(f"{where} holds sequences with lengths, which only a sequential model (vrnn) "
                             f"reads; drop lengths_train/lengths_test for {cls.name}")
-        if getattr(cfg, "arch", "mlp") == "mlp":
+        own = bool(getattr(cfg, "encoder", ""))  # the user's networks read the data in their own shape
+        if own and image_shape is None:
+            return x
+        if getattr(cfg, "arch", "mlp") == "mlp" and not own:
             return x.flatten(1)
         if image_shape is None:
             raise AevbError(f"--arch {cfg.arch} needs images and {where} has none (its datapoints have "

@@ -41,9 +41,11 @@ from aevb.models.nets import (
     GaussianHead,
     LikelihoodHead,
     LocationLikelihood,
+    OwnDecoder,
     mlp,
+    own_encoder,
 )
-from aevb.models.vae import VAEConfig
+from aevb.models.vae import VAE, VAEConfig
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,12 @@ class CVAE(LatentModel):
             self.register_buffer("pz_tril", torch.eye(cfg.latent_dim).expand(*shape, -1).clone())
             self.register_buffer("pz_log_weights", torch.zeros(shape[:2]))
             self.register_buffer("pz_fitted", torch.tensor(False))  # until the first epoch ends
-        if cfg.arch == "conv":  # y joins the image's features, and z at the decoder's input
+        if cfg.encoder:  # the user's own networks; y joins their features, and z at the decoder's input
+            self.encoder, features = own_encoder(cfg.encoder, cfg.encoder_args, event_shape)
+            self.q_head = GaussianHead(features + n_classes, cfg.latent_dim)
+            self.decoder = OwnDecoder(cfg.decoder, cfg.decoder_args, cfg.latent_dim + n_classes, event_shape)
+            self.px_head = LocationLikelihood(event_shape, cfg.likelihood)
+        elif cfg.arch == "conv":  # y joins the image's features, and z at the decoder's input
             self.encoder = ConvEncoder(event_shape, cfg.hidden, cfg.layers)
             self.q_head = GaussianHead(cfg.hidden + n_classes, cfg.latent_dim)
             self.decoder = ConvDecoder(cfg.latent_dim + n_classes, event_shape, cfg.hidden, cfg.layers)
@@ -98,6 +105,10 @@ class CVAE(LatentModel):
             self.decoder = mlp(cfg.latent_dim + n_classes, cfg.hidden, cfg.layers, cfg.dropout,
                                cfg.activation)
             self.px_head = LikelihoodHead(cfg.hidden, d, cfg.likelihood)
+
+    @classmethod
+    def check_config(cls, cfg: CVAEConfig) -> None:
+        VAE.check_config(cfg)  # the networks of the user's own, as the VAE takes them
 
     def one_hot(self, y: torch.Tensor) -> torch.Tensor:
         return F.one_hot(y, self.n_classes).float()  # (B, C)
@@ -123,7 +134,7 @@ class CVAE(LatentModel):
 
     def posterior(self, x, c):
         """q(z | x, y)."""
-        if self.cfg.arch == "conv":
+        if self.cfg.arch == "conv" or self.cfg.encoder:
             return self.q_head(torch.cat([self.encoder(x), self.one_hot(c)], -1))
         return self.q_head(self.encoder(torch.cat([x, self.one_hot(c)], -1)))
 

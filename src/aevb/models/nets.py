@@ -5,6 +5,8 @@ Shapes: B batch, K samples, D data dims, Dz latent dims, H hidden units.
 
 from __future__ import annotations
 
+import importlib
+import json
 import math
 from collections import OrderedDict
 
@@ -245,3 +247,66 @@ class LocationLikelihood(nn.Module):
     def start_at(self, mean: torch.Tensor) -> None:
         """As `LikelihoodHead.start_at`: the location starts at the data's mean."""
         self.bias.copy_(mean if self.kind == "gaussian" else torch.logit(mean.clamp(1e-3, 1 - 1e-3)))
+
+
+# -- networks of the user's own, named by import path (never pickled) ------------------------------
+
+
+def imported(path: str, role: str) -> type:
+    """The class `path` names, as "pkg.module:Name"; an AevbError naming it when it cannot be
+    imported (a run records the path, so reopening the run imports it again)."""
+    module, _, name = path.partition(":")
+    if not module or not name:
+        raise AevbError(f"--{role} {path!r}: name the class as pkg.module:Name")
+    try:
+        found = importlib.import_module(module)
+        for part in name.split("."):
+            found = getattr(found, part)
+    except Exception as e:  # ImportError, AttributeError, or whatever the module raises
+        raise AevbError(f"cannot import --{role} {path} ({type(e).__name__}: {e}); install the module "
+                        "that defines it, or put it on PYTHONPATH") from None
+    if not isinstance(found, type) or not issubclass(found, nn.Module):
+        raise AevbError(f"--{role} {path} is not a torch.nn.Module class")
+    return found
+
+
+def own_encoder(path: str, args: str, data_shape: tuple[int, ...]) -> tuple[nn.Module, int]:
+    """The user's encoder, `Name(data_shape=..., **args)`, mapping (B, *data_shape) to (B, F), and
+    F, found with one dry batch of zeros."""
+    net = _built(imported(path, "encoder"), args, "encoder", data_shape=tuple(data_shape))
+    with torch.no_grad():
+        out = net(torch.zeros(2, *data_shape))
+    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != 2:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise AevbError(f"--encoder {path} maps a batch (2, {', '.join(map(str, data_shape))}) to {shape}; "
+                        "it must give features (B, F)")
+    return net, out.shape[1]
+
+
+class OwnDecoder(nn.Module):
+    """The user's decoder, `Name(in_features=..., data_shape=..., **args)`, mapping (B, in_features)
+    to the likelihood's location (B, *data_shape); leading dims (K, B) are folded into one."""
+
+    def __init__(self, path: str, args: str, in_features: int, data_shape: tuple[int, ...]):
+        super().__init__()
+        self.data_shape = tuple(data_shape)
+        self.net = _built(imported(path, "decoder"), args, "decoder", in_features=in_features,
+                          data_shape=self.data_shape)
+        with torch.no_grad():
+            out = self.net(torch.zeros(2, in_features))
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, *self.data_shape):
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise AevbError(f"--decoder {path} maps a batch (2, {in_features}) to {shape}; it must give "
+                            f"the data's shape, (B, {', '.join(map(str, self.data_shape))})")
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        lead = z.shape[:-1]
+        return self.net(z.reshape(-1, z.shape[-1])).reshape(*lead, *self.data_shape)
+
+
+def _built(cls: type, args: str, role: str, **given):
+    try:
+        return cls(**given, **json.loads(args or "{}"))
+    except Exception as e:
+        raise AevbError(f"--{role} {cls.__module__}:{cls.__qualname__} could not be built with "
+                        f"{', '.join(given)} and --{role}-args {args} ({type(e).__name__}: {e})") from None

@@ -18,6 +18,7 @@ from torch.distributions import Independent, Normal
 
 from aevb.config import option
 from aevb.data.support import LIKELIHOODS
+from aevb.errors import AevbError
 from aevb.models.base import LatentModel
 from aevb.models.nets import (
     ACTIVATIONS,
@@ -26,7 +27,10 @@ from aevb.models.nets import (
     GaussianHead,
     LikelihoodHead,
     LocationLikelihood,
+    OwnDecoder,
+    imported,
     mlp,
+    own_encoder,
 )
 
 OUTPUT_BIAS = ("random", "data")
@@ -50,6 +54,17 @@ class VAEConfig:
     arch: str = option("mlp", "the networks: mlp, fully connected (the tutorial's); conv, convolutions "
                        "for images of any size (--layers halvings, --hidden units; no dropout)",
                        choices=ARCHS, noun="--arch")
+    encoder: str = option("", "a network of your own for q(z|x), as pkg.module:Name, built as "
+                          "Name(data_shape=..., **encoder_args) and mapping (B, *data_shape) to features "
+                          "(B, F); with --decoder (docs: Your own networks). Empty: --arch's",
+                          metavar="MODULE:NAME")
+    encoder_args: str = option("{}", "keyword arguments of --encoder, a JSON object", json_object=True,
+                               metavar="JSON")
+    decoder: str = option("", "a network of your own for p(x|z), as pkg.module:Name, built as "
+                          "Name(in_features=..., data_shape=..., **decoder_args) and mapping (B, "
+                          "in_features) to the likelihood's location (B, *data_shape)", metavar="MODULE:NAME")
+    decoder_args: str = option("{}", "keyword arguments of --decoder, a JSON object", json_object=True,
+                               metavar="JSON")
 
 
 class VAE(LatentModel):
@@ -66,7 +81,12 @@ class VAE(LatentModel):
         super().__init__()
         self.cfg = cfg
         # registered in this order, which fixes the parameters' order (Adam's state is saved by it)
-        if cfg.arch == "conv":  # x (B, C, H, W)
+        if cfg.encoder:  # the user's own networks, x (B, *data_shape)
+            self.encoder, features = own_encoder(cfg.encoder, cfg.encoder_args, event_shape)
+            self.q_head = GaussianHead(features, cfg.latent_dim)
+            self.decoder = OwnDecoder(cfg.decoder, cfg.decoder_args, cfg.latent_dim, event_shape)
+            self.px_head = LocationLikelihood(event_shape, cfg.likelihood)
+        elif cfg.arch == "conv":  # x (B, C, H, W)
             self.encoder = ConvEncoder(event_shape, cfg.hidden, cfg.layers)
             self.q_head = GaussianHead(cfg.hidden, cfg.latent_dim)
             self.decoder = ConvDecoder(cfg.latent_dim, event_shape, cfg.hidden, cfg.layers)
@@ -78,6 +98,16 @@ class VAE(LatentModel):
             self.decoder = mlp(cfg.latent_dim, cfg.hidden, cfg.layers, cfg.dropout, cfg.activation)
             self.px_head = LikelihoodHead(cfg.hidden, d, cfg.likelihood)
         self.register_buffer("zero", torch.zeros(cfg.latent_dim), persistent=False)
+
+    @classmethod
+    def check_config(cls, cfg: VAEConfig) -> None:
+        """Networks of the user's own come in pairs, and must import before anything is written."""
+        if bool(cfg.encoder) != bool(cfg.decoder):
+            raise AevbError("give --encoder and --decoder together: a network of your own reads or "
+                            "writes the data in their own shape, which the other network must match")
+        for role in ("encoder", "decoder"):
+            if getattr(cfg, role):
+                imported(getattr(cfg, role), role)
 
     def prior(self, c=None):
         """p(z) = N(0, I)."""
