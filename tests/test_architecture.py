@@ -16,7 +16,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "aevb"
 # Imported inside functions because they are slow to import or optional, never to dodge a cycle.
 LAZY_ALLOWED = ("matplotlib", "umap", "sklearn", "scipy", "torch._inductor", "tensorboard",
-                "torch.utils.tensorboard")  # tensorboard: an optional extra
+                "torch.utils.tensorboard", "PIL")  # tensorboard: an optional extra; PIL: image folders
 # The program answers `aevb --help` and Ctrl-C before torch loads (aevb.entry, aevb.argparser).
 STARTUP = {("aevb.entry", "aevb.cli"), ("aevb.argparser", "torch"), ("aevb.argparser", "aevb.provenance")}
 
@@ -234,4 +234,4 @@ def test_every_option_has_its_help_and_shows_its_allowed_values(capsys):
                 choices = meta(config, name).get("choices")
                 assert not choices or "{" + ",".join(choices) + "}" in shown, name
         assert "model option" not in shown and "(default: None)" not in shown and "(default: )" not in shown
-    assert flags(DataConfig) == ["dataset", "data_dir", "preprocess"]
+    assert flags(DataConfig) == ["dataset", "data_dir", "preprocess", "label_column"]

@@ -55,13 +55,13 @@ SPLITS = ("test", "train")
 class DataConfig:
     dataset: str = option("fa-synthetic", "dataset name (mnist, fashion-mnist, mnist-sample, "
                           "fa-synthetic), or an .npz file, a .csv file or a folder of images")
-    label_column: str | None = option(None, "the column of a .csv dataset that holds the labels, for "
-                                      "models that use them (the rest must be numeric)")
     data_dir: str | None = option(None, "data root holding one folder per dataset (also: "
                                   "$AEVB_DATA_DIR; unset: the user's cache, where a download goes)")
     preprocess: str = option("none", "how raw values become model input: as they are, pixels / 255, "
                              "dequantized (pixel + U(0,1)) / 256, or binarized", choices=PREPROCESS,
                              noun="preprocessing")
+    label_column: str | None = option(None, "the column of a .csv dataset that holds the labels, for "
+                                      "models that use them (the rest must be numeric)")
     from_memory: bool = option(False, "the data were arrays given to aevb.fit, and `dataset` is the "
                                "copy saved in the run directory as data.npz", flag=False)
 

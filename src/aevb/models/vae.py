@@ -54,15 +54,14 @@ class VAEConfig:
     arch: str = option("mlp", "the networks: mlp, fully connected (the tutorial's); conv, convolutions "
                        "for images of any size (--layers halvings, --hidden units; no dropout)",
                        choices=ARCHS, noun="--arch")
-    encoder: str = option("", "a network of your own for q(z|x), as pkg.module:Name, built as "
-                          "Name(data_shape=..., **encoder_args) and mapping (B, *data_shape) to features "
-                          "(B, F); with --decoder (docs: Your own networks). Empty: --arch's",
-                          metavar="MODULE:NAME")
+    encoder: str = option("", "a network of your own for q(z|x), as pkg.module:Name, built with "
+                          "data_shape and --encoder-args and mapping a batch of data to features (B, F); "
+                          "with --decoder (docs: Your own networks). Empty: --arch's", metavar="MODULE:NAME")
     encoder_args: str = option("{}", "keyword arguments of --encoder, a JSON object", json_object=True,
                                metavar="JSON")
-    decoder: str = option("", "a network of your own for p(x|z), as pkg.module:Name, built as "
-                          "Name(in_features=..., data_shape=..., **decoder_args) and mapping (B, "
-                          "in_features) to the likelihood's location (B, *data_shape)", metavar="MODULE:NAME")
+    decoder: str = option("", "a network of your own for p(x|z), as pkg.module:Name, built with "
+                          "in_features, data_shape and --decoder-args and mapping (B, in_features) to the "
+                          "likelihood's location, a batch shaped as the data", metavar="MODULE:NAME")
     decoder_args: str = option("{}", "keyword arguments of --decoder, a JSON object", json_object=True,
                                metavar="JSON")
 
