@@ -358,3 +358,26 @@ def test_fa_synthetic_is_the_tutorials():
     cov = np.cov(np.concatenate([data.train.x.numpy(), data.test.x.numpy()]).T)
     np.testing.assert_allclose(cov, D.FA_W @ D.FA_W.T + np.diag(D.FA_SIGMA**2), atol=0.3)
     assert torch.equal(data.train.x, D.fa_synthetic().train.x)  # seeded: the same every time
+
+
+def test_a_dataset_published_with_the_md5_of_its_gz_files_downloads_and_verifies(tmp_path, monkeypatch):
+    """KMNIST's publisher gives the MD5 of each .gz file, not of its content."""
+    assert D.DATASETS["kmnist"].checksum == "gz-md5" and len(D.DATASETS["kmnist"].classes) == 10
+    source = tmp_path / "source"
+    make_dataset_files(source)
+    md5 = {p.name[:-3]: hashlib.md5(p.read_bytes()).hexdigest() for p in source.glob("*.gz")}
+    monkeypatch.setitem(D.DATASETS, "tiny-md5", D.IdxDataset("tiny-md5", sha256=md5, checksum="gz-md5"))
+    (tmp_path / "source" / "tiny-md5").mkdir()
+    for p in source.glob("*.gz"):
+        (source / "tiny-md5" / p.name).write_bytes(p.read_bytes())
+    with _Server(source / "tiny-md5") as server:
+        data = D.load("tiny-md5", data_dir=tmp_path / "root", mirrors=(server.url,))
+    assert len(data.train) == 20
+    got = tmp_path / "root" / "tiny-md5" / "train-images-idx3-ubyte.gz"
+    got.write_bytes(gzip.compress(gzip.decompress(got.read_bytes()), mtime=1))  # same content, other .gz
+    with pytest.raises(AevbError, match="MD5 of the file is"):
+        D.load("tiny-md5", data_dir=tmp_path / "root")
+    got.unlink()
+    (got.parent / "train-images-idx3-ubyte").write_bytes(gzip.decompress((source / got.name).read_bytes()))
+    with pytest.raises(AevbError, match="published checksums are of its .gz files"):
+        D.load("tiny-md5", data_dir=tmp_path / "root")

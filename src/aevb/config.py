@@ -53,7 +53,7 @@ SPLITS = ("test", "train")
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = option("fa-synthetic", "dataset name (mnist, fashion-mnist, mnist-sample, "
+    dataset: str = option("fa-synthetic", "dataset name (mnist, fashion-mnist, kmnist, mnist-sample, "
                           "fa-synthetic), or an .npz file, a .csv file or a folder of images")
     data_dir: str | None = option(None, "data root holding one folder per dataset (also: "
                                   "$AEVB_DATA_DIR; unset: the user's cache, where a download goes)")

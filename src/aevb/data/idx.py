@@ -1,4 +1,4 @@
-"""Datasets published as IDX files (MNIST, Fashion-MNIST, the packaged MNIST sample): the format,
+"""Datasets published as IDX files (MNIST, Fashion-MNIST, KMNIST, the packaged MNIST sample): the format,
 the registry of named datasets with their checksums, where they are found, and their download.
 
 A dataset is looked for in --data-dir ROOT/NAME, $AEVB_DATA_DIR/NAME, a Debian package's folder and
@@ -90,11 +90,14 @@ class IdxDataset:
     """A dataset published as four IDX files, with the SHA-256 of each file's decompressed bytes."""
 
     name: str
-    sha256: dict[str, str]  # decompressed file name -> hex digest
+    sha256: dict[str, str]  # decompressed file name -> hex digest (of what `checksum` says)
     mirrors: tuple[str, ...] = ()  # base URLs that serve FILE.gz
     classes: tuple[str, ...] = tuple(str(i) for i in range(10))
     image_shape: tuple[int, int] = (28, 28)
     note: str = ""
+    # what the digests are of: "content-sha256", the decompressed bytes' SHA-256; or "gz-md5", the
+    # .gz file's MD5, for datasets whose publishers give only that (KMNIST)
+    checksum: str = "content-sha256"
 
     files = {
         "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -128,6 +131,18 @@ DATASETS: dict[str, IdxDataset] = {
         mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
         classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                  "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    ),
+    "kmnist": IdxDataset(  # Clanuwat et al. 2018: ten classes of cursive Japanese (Kuzushiji) characters
+        "kmnist",
+        sha256={  # the .gz files' MD5 as the publisher (and torchvision) give them
+            "train-images-idx3-ubyte": "bdb82020997e1d708af4cf47b453dcf7",
+            "train-labels-idx1-ubyte": "e144d726b3acfaa3e44228e80efcd344",
+            "t10k-images-idx3-ubyte": "5c965bf0a639b31b8f53240b1b52f4d7",
+            "t10k-labels-idx1-ubyte": "7320c461ea6c1c855c0b718fb2a4b134",
+        },
+        mirrors=("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",),
+        classes=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+        checksum="gz-md5",
     ),
     "mnist-sample": IdxDataset(
         "mnist-sample",
@@ -181,13 +196,24 @@ def _find_file(folder: Path, stem: str) -> Path | None:
     return None
 
 
+def _digest(spec: IdxDataset, gz: bytes | None, content: bytes) -> str:
+    """The digest the dataset publishes: of the decompressed content, or of the .gz file."""
+    if spec.checksum == "gz-md5":
+        return "" if gz is None else hashlib.md5(gz, usedforsecurity=False).hexdigest()
+    return hashlib.sha256(content).hexdigest()
+
+
 def _verified(path: Path, spec: IdxDataset, stem: str) -> np.ndarray:
-    """Read a dataset file and check its decompressed SHA-256 against the published one."""
+    """Read a dataset file and check its digest against the published one."""
     raw = _read_bytes(path)
-    digest = hashlib.sha256(raw).hexdigest()
+    if spec.checksum == "gz-md5" and path.suffix != ".gz":
+        raise AevbError(f"{path}: {spec.name}'s published checksums are of its .gz files; keep "
+                        f"{path.name}.gz instead of the decompressed file")
+    digest = _digest(spec, path.read_bytes() if path.suffix == ".gz" else None, raw)
     if digest != spec.sha256[stem]:
+        what = "MD5 of the file" if spec.checksum == "gz-md5" else "SHA-256 of its content"
         raise AevbError(
-            f"{path}: SHA-256 of its content is {digest[:12]}..., expected "
+            f"{path}: {what} is {digest[:12]}..., expected "
             f"{spec.sha256[stem][:12]}... for {spec.name}; the file is corrupt or not "
             f"{spec.name}: delete it and fetch it again"
         )
@@ -215,7 +241,7 @@ def download(spec: IdxDataset, folder: Path, mirrors: tuple[str, ...] | None = N
             except (urllib.error.URLError, OSError, EOFError, zlib.error) as e:
                 failures.append(f"{url}: {getattr(e, 'reason', None) or e}")
                 continue
-            digest = hashlib.sha256(content).hexdigest()
+            digest = _digest(spec, payload, content)
             if digest != spec.sha256[stem]:
                 failures.append(f"{url}: checksum mismatch (got {digest[:12]}...)")
                 continue
