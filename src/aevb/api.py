@@ -388,4 +388,5 @@ class Run:
             where = Path(FIGURES) / str(self.path)[len(pretrained.PREFIX):]
         else:
             where = own(self.path / FIGURES)
-        return figures.write(*open_run(self.path, data_dir=data_dir, dataset=dataset), where)
+        return figures.write(*open_run(self.path, data_dir=data_dir, dataset=dataset, loaded=self._load()),
+                             where)

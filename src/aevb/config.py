@@ -350,8 +350,9 @@ def replace_checked(obj, values: dict, where: str):
     return dataclasses.replace(obj, **checked)
 
 
-def config_from_dict(d: dict, model_cls, where: str = "saved run config") -> RunConfig:
+def config_from_dict(d: dict, model_cls) -> RunConfig:
     """Rebuild a saved RunConfig (the inverse of `RunConfig.to_dict`), each value checked."""
+    where = "saved run config"
     if not isinstance(d, dict):
         raise AevbError(f"{where} must be a table (a JSON object), got {describe(d)}")
     check_types(d, {"model": str, "model_config": dict, "data": dict, "train": dict}, where)

@@ -3,7 +3,7 @@ atomic and fail with one line naming the file.
 
     RUN/config.json              the resolved config (`aevb.config.RunConfig.to_dict`)
     RUN/metrics.jsonl            one JSON line per epoch (and one for a run stopped mid-epoch)
-    RUN/checkpoint.safetensors   the training state (`aevb.training.state`, `aevb.runs.checkpoints`)
+    RUN/checkpoint.safetensors   the training state (`aevb.training.trainer`, `aevb.runs.checkpoints`)
     RUN/data.npz                 the arrays a run was given in memory (`aevb.fit`), when it was
     RUN/.lock                    held by the process training the run, which it names
     RUN/figures/  RUN/tensorboard/   written by `aevb figures` and `--tensorboard`
@@ -131,7 +131,7 @@ class RunDirectory:
                 where, cause, number = self.path / e.path.name, e.cause, e.errno
             else:
                 where, cause, number = f"the run directory {self.path}", e.strerror or str(e), e.errno
-            if number in (errno.ENOTEMPTY, errno.EEXIST) and not isinstance(e, WriteError):
+            if isinstance(e, FileExistsError):  # atomic_dir's word for another process's folder
                 raise AevbError(f"cannot create {self.path}: another process created it while this run "
                                 "was being set up; nothing was written: choose another --out") from None
             raise AevbError(f"cannot write {where} ({cause}); nothing was written: "

@@ -87,10 +87,6 @@ def recipe_path(name: str) -> Path:
     return path
 
 
-def recipe_path_exists(name: str) -> bool:
-    return (RECIPES / f"{name}.toml").is_file()
-
-
 def recipe(name: str) -> dict:
     """The parsed recipe file configs/NAME.toml (or the .toml file NAME)."""
     return read_toml(recipe_path(name))
@@ -132,10 +128,11 @@ def config(name: str, config_file: str | Path | None = None, **settings) -> RunC
     """
     sources = []
     if name not in registry.MODELS:  # a recipe: its model, and the file as the first layer
-        if not (name.endswith(".toml") or recipe_path_exists(name)):
+        if not (name.endswith(".toml") or (RECIPES / f"{name}.toml").is_file()):
             registry.get(name)  # neither a model nor a recipe: "unknown model", with the choices
-        raw = recipe(name)
-        sources.append((str(recipe_path(name)), raw))
+        path = recipe_path(name)
+        raw = read_toml(path)
+        sources.append((str(path), raw))
         name = raw["model"]
     if config_file is not None:
         sources.append(read_source(config_file))

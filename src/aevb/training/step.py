@@ -59,7 +59,6 @@ class TrainStep:
         self.model, self.cfg = model, cfg
         self.plan = p = plan(model, cfg, planned_steps, steps_per_epoch)
         self.device = device = next(model.parameters()).device
-        self.fused = p.fused_adam
         self.optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=p.fused_adam,
                                           capturable=p.capturable)
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
@@ -131,7 +130,7 @@ class TrainStep:
         loss.backward()
         grads = [self.no_grad if p.grad is None else p.grad for p in self.params]
         flags = fault_flags(loss, grads, self.cfg.clip_grad)  # (1 + P,) on the device: no sync
-        if self.fused:
+        if self.plan.fused_adam:
             self.optimizer.found_inf = flags.any().float()  # 1 skips the whole update (GradScaler's hook)
             self.optimizer.step()
         elif not flags.any():  # MPS's Adam is not fused: this reads the flag on the host
