@@ -69,15 +69,16 @@ def fake_mnist(seed: int = 0) -> Data:
                 classes=tuple(str(i) for i in range(10)))
 
 
-def aevb_trainer(name: str, batch_size: int, device: torch.device, **train) -> Trainer:
+def aevb_trainer(name: str, batch_size: int, device: torch.device, recipe: dict | None = None,
+                 **train) -> Trainer:
+    """aevb's trainer of model `name` (with a `recipe`'s settings, if given) on random bytes."""
     cls = registry.get(name)
-    cfg = build_config(name, [("benchmark", {"train": {"batch_size": batch_size, "device": device.type,
-                                                         **train}})])
+    cfg = build_config(name, ([("recipe", recipe)] if recipe else []) + [
+        ("benchmark", {"train": {"batch_size": batch_size, "device": device.type, **train}})])
     data = fake_mnist()
     data.preprocess = cfg.data.preprocess
-    if cls.sequential:
-        for s in (data.train, data.test):
-            s.x = s.x.reshape(len(s), 28, 28)
+    for s in (data.train, data.test):  # as `aevb.runs.prepare_data` shapes them for the model
+        s.x = cls.shape_data(s.x, None, data.image_shape, data.name, cfg.model_config)
     torch.manual_seed(0)
     model = cls(cfg.model_config, data.event_shape, 10).to(device)
     return Trainer(model, data.to(device), cfg.train, quiet=True)
@@ -86,8 +87,9 @@ def aevb_trainer(name: str, batch_size: int, device: torch.device, **train) -> T
 class AevbLoop:
     """aevb's `Trainer.train_step` fed by `Data.batches`, timed in chunks of `steps`."""
 
-    def __init__(self, name: str, batch_size: int, device: torch.device, **train):
-        self.trainer = aevb_trainer(name, batch_size, device, **train)
+    def __init__(self, name: str, batch_size: int, device: torch.device, recipe: dict | None = None,
+                 **train):
+        self.trainer = aevb_trainer(name, batch_size, device, recipe, **train)
         self.batches = self._batches()
         from torch.utils.flop_counter import FlopCounterMode
 

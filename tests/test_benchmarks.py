@@ -22,9 +22,11 @@ from tutorial_loops import test_elbo as notebook_test_elbo  # noqa: E402 (pytest
 # every script at the top of benchmarks/, and the test below that runs it
 SMOKE_TESTED = {
     "burda_table.py": "test_burda_table_puts_a_reproduced_run_beside_burda",
+    "conv_throughput.py": "test_conv_throughput_times_aevb_beside_a_plain_loop",
     "cvae_label_accuracy.py": "test_cvae_label_accuracy",
     "gpu_check.sh": "test_gpu_check",
     "results_table.py": "test_results_table",
+    "scale.py": "test_scale_trains_on_repeated_data_and_a_folder_and_samples_memory",
     "startup.py": "test_startup_times_help_without_torch_and_a_first_step",
     "throughput.py": "test_throughput_times_a_compiled_step_and_counts_flops_on_an_eager_one",
     "time_to_quality.py": "test_time_to_quality_runs_both_loops_to_the_tutorials_number",
@@ -173,6 +175,23 @@ def test_throughput_times_a_compiled_step_and_counts_flops_on_an_eager_one():
     # 0.010 GFLOP per image instead of the network's 0.007.
     assert cells[3] == "on" and cells[8] == "0.007"
     assert cells[7].endswith("x") and float(cells[7][:-1]) > 0
+
+
+def test_conv_throughput_times_aevb_beside_a_plain_loop():
+    out = bench("benchmarks/conv_throughput.py", "--large-batch", "0", "--seconds", "1", "--no-compile")
+    cells = row(out, "| 100 |")
+    assert float(cells[2].replace(",", "")) > 0 and float(cells[3].replace(",", "")) > 0
+    assert cells[4].endswith("x") and float(cells[5]) > 0.005  # the conv VAE's GFLOP per image
+
+
+def test_scale_trains_on_repeated_data_and_a_folder_and_samples_memory():
+    out = bench("benchmarks/scale.py", "--dataset", "mnist-sample", "--scales", "1", "2", "--folder", "30",
+                "--steps", "3")
+    one, two = row(out, "| mnist-sample x1 "), row(out, "| mnist-sample x2 ")
+    assert float(two[1].split()[0]) > float(one[1].split()[0])  # twice the images
+    folder = row(out, "| folder of 30 64x64 colour PNGs")
+    for cells in (one, two, folder):
+        assert float(cells[4].split()[0].replace(",", "")) > 10  # a process holds more than 10 MiB
 
 
 def test_time_to_quality_runs_both_loops_to_the_tutorials_number():

@@ -1,6 +1,7 @@
 """The user's own data and networks: tables (.csv) and folders of images, their shape recorded in
 the run, convolutional networks for images of any size, and bad files refused in one line."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -266,3 +267,92 @@ def test_a_network_of_your_own_that_does_not_fit_is_one_line(tmp_path, user_nets
                  "--out", str(tmp_path / "run")]) == 2
     assert match in one_line(capsys)
     assert not (tmp_path / "run").exists()
+
+
+# -- large data: memory-mapped files, pixels as bytes, a folder decoded once ------------------------
+
+from aevb.data.npz import from_arrays, load_npz, read_members  # noqa: E402
+
+
+def test_an_uncompressed_npz_is_memory_mapped_and_a_compressed_one_read(tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = {"x_train": rng.integers(0, 256, (50, 6, 7), dtype=np.uint8),
+              "x_test": rng.random((9, 6, 7)).astype(">f8"),  # big-endian, as another machine saved it
+              "y_train": rng.integers(0, 3, 50), "y_test": np.arange(9) % 3,
+              "classes": np.array(["ant", "bee", "cat"])}
+    np.savez(tmp_path / "plain.npz", **arrays)
+    np.savez_compressed(tmp_path / "packed.npz", **arrays)
+    plain, packed = read_members(tmp_path / "plain.npz"), read_members(tmp_path / "packed.npz")
+    for name, a in arrays.items():
+        assert np.array_equal(plain[name], a) and np.array_equal(packed[name], a), name
+        assert isinstance(plain[name], np.memmap) and not isinstance(packed[name], np.memmap)
+    data = load_npz(tmp_path / "plain.npz")
+    assert data.classes == ("ant", "bee", "cat") and data.image_shape == (1, 6, 7)
+    mapped = plain["x_train"]
+    # the training split is the file's pages, not a copy of them
+    assert from_arrays(plain, "f").train.x.data_ptr() == mapped.ctypes.data
+
+
+@pytest.mark.parametrize("spoil, match", [
+    (lambda b: b[: len(b) // 2], "not a readable .npz"),  # cut off mid-array
+    (lambda b: b.replace(b"PK\x03\x04", b"PK\x03\x05", 1), "not a readable .npz"),
+])
+def test_a_damaged_uncompressed_npz_is_one_line(tmp_path, capsys, spoil, match):
+    np.savez(tmp_path / "d.npz", x_train=np.zeros((400, 30)), x_test=np.zeros((10, 30)))
+    (tmp_path / "d.npz").write_bytes(spoil((tmp_path / "d.npz").read_bytes()))
+    assert main(["train", "fa", "--dataset", str(tmp_path / "d.npz"), "--out", str(tmp_path / "r")]) == 2
+    assert match in one_line(capsys)
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("classes, match", [
+    (np.array([1, 2]), "classes must be a 1-D array of strings"),
+    (np.array(["a"]), "classes names 1 labels but y holds labels up to 1"),
+])
+def test_bad_class_names_are_one_line(classes, match):
+    arrays = {"x_train": np.zeros((4, 3)), "x_test": np.zeros((2, 3)), "y_train": np.array([0, 1, 0, 1]),
+              "y_test": np.array([0, 1]), "classes": classes}
+    with pytest.raises(AevbError, match=match):
+        from_arrays(arrays, "mine")
+
+
+def test_pixels_given_as_floats_are_held_as_bytes_and_read_the_same(tmp_path):
+    x = np.random.default_rng(1).integers(0, 256, (40, 16)).astype(np.uint8)
+    np.savez(tmp_path / "bytes.npz", x_train=x, x_test=x[:8])
+    np.savez(tmp_path / "floats.npz", x_train=x.astype(np.float64), x_test=x[:8].astype(np.float32))
+    as_bytes = load(str(tmp_path / "bytes.npz"), preprocess_mode="binarize-dynamic")
+    as_floats = load(str(tmp_path / "floats.npz"), preprocess_mode="binarize-dynamic")
+    assert as_floats.train.x.dtype == as_floats.test.x.dtype == torch.uint8
+    draw = [next(d.batches("train", 40, torch.Generator().manual_seed(3))).x for d in (as_bytes, as_floats)]
+    assert torch.equal(draw[0], draw[1])
+    assert load(str(tmp_path / "floats.npz")).train.x.dtype == torch.float32  # raw values stay values
+
+
+def test_a_folder_is_decoded_once_into_the_run_which_reads_it_without_the_folder(tmp_path, capsys):
+    folder = image_folder(tmp_path / "pets", n=15, mode="L")
+    run = tmp_path / "run"
+    assert main(["train", "cvae", "--dataset", str(folder), "--epochs", "1", "--hidden", "16",
+                 "--latent-dim", "2", "--out", str(run), "--quiet"]) == 0
+    copy = read_members(run / "data.npz")  # the decoded images and the labels' names
+    assert copy["x_train"].shape[1:] == (8, 10) and list(copy["classes"]) == ["cat", "dog"]
+    assert json.loads((run / "config.json").read_text())["data"]["dataset"] == str(folder)
+    before = Run(run).evaluate()
+    for png in folder.rglob("*.png"):
+        png.unlink()
+    assert Run(run).evaluate() == before  # read from the run's copy, the folder gone
+    assert main(["train", "cvae", "--out", str(run), "--resume", "--epochs", "2", "--quiet"]) == 0
+    assert Run(run).meta["data_info"]["classes"] == ["cat", "dog"]
+    assert len(Run(run).codes()["z"]) == len(copy["x_test"])  # the test split, from the copy
+
+
+def test_a_data_file_that_changed_since_training_is_refused(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "d.npz"
+    np.savez(path, x_train=rng.normal(size=(60, 5)), x_test=rng.normal(size=(10, 5)))
+    run = tmp_path / "run"
+    assert main(["train", "fa", "--dataset", str(path), "--epochs", "1", "--out", str(run), "--quiet"]) == 0
+    np.savez(path, x_train=rng.normal(size=(60, 5)), x_test=rng.normal(size=(10, 5)))
+    for argv in (["evaluate", str(run)], ["train", "fa", "--out", str(run), "--resume", "--epochs", "2"]):
+        assert main(argv) == 2
+        assert "d.npz has changed since" in one_line(capsys)
+    assert main(["evaluate", str(run), "--dataset", str(path)]) == 0  # other data, named

@@ -54,8 +54,9 @@ def fit(model: str, x_train: ArrayLike = None, x_test: ArrayLike = None, *, y_tr
         y_test: labels of x_test.
         lengths_train: steps of each sequence of x_train, for ragged sequences (vrnn).
         lengths_test: steps of each sequence of x_test.
-        dataset: instead of arrays, a dataset name (mnist, fashion-mnist, mnist-sample) or an .npz
-            file.
+        dataset: instead of arrays, a dataset name (mnist, fashion-mnist, kmnist, mnist-sample),
+            an .npz file (memory-mapped and recorded by its SHA-256, not copied: the way for large
+            data), a .csv table or a folder of images.
         out: the run directory to create (default: runs/MODEL-TIME).
         config: a recipe name (`aevb reproduce --list`), a TOML file or a run's config.json, under
             ``settings``.

@@ -130,6 +130,6 @@ class Data:
         n = len(s) if order is None else len(order)  # an order may pick a subset
         for i in range(start * batch_size, n, batch_size):
             idx = slice(i, i + batch_size) if order is None else order[i : i + batch_size]
-            x = preprocess(s.x[idx], self.preprocess, generator)
+            x = preprocess(s.x[idx], self.preprocess, generator).contiguous()  # (B, C, H, W) of a view
             yield Batch(x, None if s.y is None else s.y[idx],
                         None if s.lengths is None else s.lengths[idx])

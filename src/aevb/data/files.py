@@ -121,30 +121,29 @@ def load_images(folder: str | Path) -> Data:
     if any(label is None for files in found.values() for _, label in files) and names:
         raise AevbError(f"{folder}: some images sit in label subfolders and some do not; put every "
                         "image in a subfolder named for its label, or none")
-    first, arrays = None, {}
-    for split, files in found.items():
-        pixels = []
-        for path, _ in files:
-            image, kind = _read_image(path)
-            if first is None:
-                first = (path, image.shape, kind)
-            elif (image.shape, kind) != first[1:]:
-                raise AevbError(f"{path}: {_describe(image.shape, kind)}, but {first[0]} is "
-                                f"{_describe(first[1], first[2])}; every image must have one size and mode")
-            pixels.append(image)
-        arrays[split] = np.stack(pixels)
+    reference = next(iter(found.values()))[0][0]  # the first image by name sets size and mode
+    first, kind = _read_image(reference)
+    if "all" in found:  # no test split of its own: hold one out, decoded in place (no copy)
+        train, test = _holdout(len(found["all"]))
+        found = {"train": [found["all"][i] for i in train], "test": [found["all"][i] for i in test]}
+    files = found["train"] + found["test"]
+    # one array of bytes for both splits, filled image by image: a large folder takes its own size
+    # in memory, not twice that for a list of images and their stack (docs: Your own data, "Large data")
+    pixels = np.empty((len(files), *first.shape), dtype=np.uint8)
+    for i, (path, _) in enumerate(files):
+        image, its_kind = _read_image(path)
+        if (image.shape, its_kind) != (first.shape, kind):
+            raise AevbError(f"{path}: {_describe(image.shape, its_kind)}, but {reference} is "
+                            f"{_describe(first.shape, kind)}; every image must have one size and mode")
+        pixels[i] = image
     index = {name: k for k, name in enumerate(names)}
-    labels = {split: np.array([index[label] for _, label in files], dtype=np.int64) if names else None
-              for split, files in found.items()}
-    if "all" in arrays:  # no test split of its own: hold one out
-        rows = dict(zip(("train", "test"), _holdout(len(arrays["all"])), strict=True))
-        y = labels["all"]
-        arrays = {s: arrays["all"][r] for s, r in rows.items()}
-        labels = {s: None if y is None else y[r] for s, r in rows.items()}
-    h, w = first[1][:2]
-    c = 1 if first[2] == "L" else 3
-    splits = {s: Split(torch.from_numpy(arrays[s]),
-                       None if labels[s] is None else torch.from_numpy(labels[s])) for s in ("train", "test")}
+    y = torch.tensor([index[label] for _, label in files], dtype=torch.int64) if names else None
+    n = len(found["train"])
+    x = torch.from_numpy(pixels)
+    splits = {"train": Split(x[:n], None if y is None else y[:n]),
+              "test": Split(x[n:], None if y is None else y[n:])}
+    h, w = first.shape[:2]
+    c = 1 if kind == "L" else 3
     held = f"test split: {len(splits['test'])} images held out by a fixed seed"
     note = held if "all" in sources else ""
     return Data(str(folder), splits["train"], splits["test"], image_shape=(c, h, w),

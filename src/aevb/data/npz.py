@@ -5,12 +5,15 @@ array is validated, so bad input is a one-line error naming the array, never a t
 
 from __future__ import annotations
 
+import struct
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from aevb.data.containers import Data, Split
+from aevb.data.support import row_blocks
 from aevb.errors import AevbError
 
 
@@ -37,7 +40,9 @@ MAX_CLASSES = 10_000  # labels are one-hot encoded for the CVAE; more classes th
 def load_npz(path: str | Path, known: tuple[str, ...] = ()) -> Data:
     """The user's arrays: x_train and x_test (N, D...), optional integer labels y_train, y_test,
     and for sequences x (N, T, D) optional lengths_train, lengths_test (steps past a length are
-    padding, ignored by the model). `known`: the dataset names a missing file may have meant.
+    padding, ignored by the model), and `classes`, the labels' names. Arrays stored uncompressed
+    are memory-mapped, not read into memory (`read_members`). `known`: the dataset names a missing
+    file may have meant.
 
         >>> np.savez("my.npz", x_train=np.random.rand(100, 5), x_test=np.random.rand(20, 5))
         >>> load_npz("my.npz").event_shape
@@ -59,14 +64,49 @@ def load_npz(path: str | Path, known: tuple[str, ...] = ()) -> Data:
         raise AevbError(f"{path}: not an .npz file ({what}); save the arrays with "
                         "numpy.savez(path, x_train=..., x_test=...)")
     try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
+        arrays = read_members(path)
     except ValueError as e:  # includes object arrays, which would need pickle
         raise AevbError(f"{path}: cannot read arrays ({e}); save plain numeric arrays with "
                         "numpy.savez") from None
     except Exception as e:  # zipfile and zlib raise several unrelated types for corrupt archives
         raise AevbError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
     return from_arrays(arrays, str(path))
+
+
+def read_members(path: str | Path) -> dict[str, np.ndarray]:
+    """An .npz's arrays by name, never unpickled: a member stored uncompressed (numpy.savez) is
+    memory-mapped, so its pages are read as batches need them and no second copy is made; a
+    compressed one (numpy.savez_compressed) is read into memory.
+
+        >>> np.savez("big.npz", x_train=np.zeros((10, 3), np.uint8))
+        >>> type(read_members("big.npz")["x_train"]).__name__
+        'memmap'
+    """
+    arrays = {}
+    with zipfile.ZipFile(path) as archive, open(path, "rb") as f:
+        for info in archive.infolist():
+            name = info.filename.removesuffix(".npy")
+            if info.compress_type != zipfile.ZIP_STORED:
+                with archive.open(info) as member:
+                    arrays[name] = np.lib.format.read_array(member, allow_pickle=False)
+                continue
+            f.seek(info.header_offset)
+            local = f.read(30)  # the member's local header: its name's and extra field's lengths at 26
+            if len(local) < 30 or local[:4] != b"PK\x03\x04":
+                raise zipfile.BadZipFile(f"member {info.filename} has no local header")
+            f.seek(info.header_offset + 30 + sum(struct.unpack("<HH", local[26:30])))
+            version = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(f)
+            if dtype.hasobject:
+                raise ValueError(f"member {info.filename} holds Python objects, which would need pickle")
+            if 0 in shape:
+                arrays[name] = np.empty(shape, dtype)
+            else:
+                # copy-on-write: a page written by mistake is copied, never the user's file changed
+                arrays[name] = np.memmap(path, dtype, "c", f.tell(), shape, "F" if fortran else "C")
+    return arrays
 
 
 def from_arrays(arrays: dict[str, np.ndarray], where: str) -> Data:
@@ -84,7 +124,8 @@ def from_arrays(arrays: dict[str, np.ndarray], where: str) -> Data:
         if (f"{name}_train" in arrays) != (f"{name}_test" in arrays):
             raise AevbError(f"{where}: give both {name}_train and {name}_test, or neither")
     # numpy keeps the byte order an array was saved in; torch takes only the machine's own
-    arrays = {k: a.astype(a.dtype.newbyteorder("=")) for k, a in arrays.items()}
+    arrays = {k: a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))
+              for k, a in arrays.items()}
     splits = {}
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays.get(f"y_{split}")
@@ -93,14 +134,16 @@ def from_arrays(arrays: dict[str, np.ndarray], where: str) -> Data:
         if x.ndim < 2 or x.size == 0:
             raise AevbError(f"{where}: x_{split} has shape {x.shape}; it must be (N, D...) with N > 0 "
                             "and D > 0")
-        # bytes stay bytes for the pixel modes; the rest becomes float32, checked after the cast
-        # so that a float64 beyond float32's range counts as the inf it has become
+        # bytes stay bytes for the pixel modes, and float32 stays where it is (a mapped file is
+        # not copied); the rest becomes float32, checked after the cast so that a float64 beyond
+        # float32's range counts as the inf it has become
         with np.errstate(over="ignore"):
-            xt = torch.from_numpy(x if x.dtype == np.uint8 else x.astype(np.float32))
-        if xt.is_floating_point() and not torch.isfinite(xt).all():
-            bad = int((~torch.isfinite(xt)).flatten(1).any(1).sum())
-            raise AevbError(f"{where}: x_{split} has NaN or infinite values in {bad} rows (as "
-                            "float32); remove, impute or rescale them")
+            xt = torch.from_numpy(x if x.dtype in (np.uint8, np.float32) else x.astype(np.float32))
+        if xt.is_floating_point():
+            bad = sum(int((~torch.isfinite(b)).flatten(1).any(1).sum()) for b in row_blocks(xt))
+            if bad:
+                raise AevbError(f"{where}: x_{split} has NaN or infinite values in {bad} rows (as "
+                                "float32); remove, impute or rescale them")
         if y is not None:
             if y.ndim != 1 or y.shape[0] != x.shape[0]:
                 raise AevbError(f"{where}: y_{split} has shape {y.shape}, expected ({x.shape[0]},) "
@@ -113,10 +156,15 @@ def from_arrays(arrays: dict[str, np.ndarray], where: str) -> Data:
     if splits["train"].x.shape[1:] != splits["test"].x.shape[1:]:
         raise AevbError(f"{where}: x_train rows have shape {tuple(splits['train'].x.shape[1:])} but "
                         f"x_test rows have {tuple(splits['test'].x.shape[1:])}")
-    classes = None
+    classes, names = None, arrays.get("classes")
+    if names is not None and (names.ndim != 1 or names.dtype.kind != "U" or splits["train"].y is None):
+        raise AevbError(f"{where}: classes must be a 1-D array of strings, the names of labels 0..K-1 "
+                        "in y_train and y_test; drop it or give the labels")
     if splits["train"].y is not None:
         k = int(max(splits["train"].y.max(), splits["test"].y.max())) + 1
-        classes = tuple(str(i) for i in range(k))
+        if names is not None and len(names) < k:
+            raise AevbError(f"{where}: classes names {len(names)} labels but y holds labels up to {k - 1}")
+        classes = tuple(str(i) for i in range(k)) if names is None else tuple(str(n) for n in names)
     shape = tuple(splits["train"].x.shape[1:])
     image_shape = None
     if len(shape) == 2:  # (N, H, W): grey images, which a sequential model reads row by row
@@ -128,3 +176,14 @@ def from_arrays(arrays: dict[str, np.ndarray], where: str) -> Data:
             shape = (shape[1], shape[2], shape[0])
         image_shape = (shape[2], shape[0], shape[1])
     return Data(where, splits["train"], splits["test"], image_shape=image_shape, classes=classes)
+
+
+def to_arrays(data: Data) -> dict[str, np.ndarray]:
+    """The arrays, named as in an .npz, that `from_arrays` reads back as `data`: a run keeps the
+    images of a folder this way, decoded once (its data.npz)."""
+    arrays = {"x_train": data.train.x.numpy(), "x_test": data.test.x.numpy()}
+    if data.train.y is not None:
+        arrays.update(y_train=data.train.y.numpy(), y_test=data.test.y.numpy())
+        if data.classes is not None:
+            arrays["classes"] = np.array(data.classes, dtype=str)
+    return arrays

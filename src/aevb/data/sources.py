@@ -7,11 +7,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import torch
+
 from aevb.data.containers import Data
 from aevb.data.files import load_csv, load_images
 from aevb.data.idx import DATASETS, load_idx_dataset
 from aevb.data.npz import load_npz
-from aevb.data.support import PREPROCESS, check_pixels
+from aevb.data.support import PREPROCESS, PREPROCESS_SUPPORT, check_pixels
 from aevb.data.synthetic import fa_synthetic
 from aevb.errors import AevbError
 
@@ -22,6 +24,11 @@ def is_file(dataset: str) -> bool:
     """Whether `dataset` names the user's file or folder rather than a dataset we know by name."""
     return dataset != SYNTHETIC and dataset not in DATASETS and (
         dataset.endswith((".npz", ".csv")) or Path(dataset).exists())
+
+
+def is_folder(dataset: str) -> bool:
+    """Whether `dataset` names a folder of images (or did, when the run began: it may be gone)."""
+    return dataset != SYNTHETIC and dataset not in DATASETS and not dataset.endswith((".npz", ".csv"))
 
 
 def absolute(dataset: str) -> str:
@@ -64,7 +71,11 @@ def load(dataset: str, data_dir: str | Path | None = None, preprocess_mode: str 
 
 
 def read_as(data: Data, preprocess_mode: str) -> Data:
-    """`data`, to be read with `preprocess_mode`, once its values are checked against that mode."""
+    """`data`, to be read with `preprocess_mode`, once its values are checked against that mode;
+    pixels given as floats are held as bytes, a quarter of the memory, and read the same."""
     data.preprocess = preprocess_mode
     check_pixels(data, preprocess_mode)
+    if PREPROCESS_SUPPORT[preprocess_mode] is not None:
+        for split in (data.train, data.test):
+            split.x = split.x.to(torch.uint8)  # no copy where they are bytes already
     return data

@@ -8,6 +8,8 @@ checks that the data fit both. The one place where "support" is defined.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 
 from aevb.errors import AevbError
@@ -19,6 +21,14 @@ LIKELIHOODS = tuple(LIKELIHOOD_SUPPORT)
 PREPROCESS_SUPPORT = {"none": None, "unit": "unit", "dequantize": "unit", "binarize-threshold": "binary",
                       "binarize-dynamic": "binary"}
 PREPROCESS = tuple(PREPROCESS_SUPPORT)
+
+
+def row_blocks(x: torch.Tensor, values: int = 2**24) -> Iterator[torch.Tensor]:
+    """x (N, ...) in blocks of whole rows of about `values` values: a check over all the data
+    makes temporaries of one block, not of the whole (possibly memory-mapped) array."""
+    step = max(1, values // max(x[0].numel(), 1)) if len(x) else 1
+    for i in range(0, len(x), step):
+        yield x[i : i + step]
 
 
 def likelihood_support(kind: str) -> str:
@@ -34,7 +44,7 @@ def check_support(x: torch.Tensor, support: str, what: str) -> None:
     if support == "unit" and (lo < 0 or hi > 1):
         raise AevbError(f"{what}: values span [{lo:g}, {hi:g}] but this likelihood needs [0, 1]; "
                         "rescale the data or pick --preprocess unit or dequantize")
-    if support == "binary" and not bool(((x == 0) | (x == 1)).all()):
+    if support == "binary" and not all(bool(((b == 0) | (b == 1)).all()) for b in row_blocks(x)):
         raise AevbError(f"{what}: this likelihood needs binary 0/1 values; pick --preprocess "
                         "binarize-threshold or binarize-dynamic, or binarize the data")
 
@@ -61,7 +71,8 @@ def check_pixels(data, mode: str) -> None:
     for name in ("train", "test"):
         x = data.split(name).x
         if x.dtype != torch.uint8 and not (
-            bool((x == x.round()).all()) and float(x.min()) >= 0 and float(x.max()) <= 255
+            all(bool((b == b.round()).all()) for b in row_blocks(x)) and float(x.min()) >= 0
+            and float(x.max()) <= 255
         ):
             raise AevbError(f"{data.name}: --preprocess {mode} expects pixel values 0..255 but "
                             f"x_{name} holds other values; use --preprocess none")

@@ -168,7 +168,8 @@ class LatentModel(nn.Module):
             raise AevbError(f"--arch {cfg.arch} needs images and {where} has none (its datapoints have "
                             f"shape {tuple(x.shape[1:])}); use --arch mlp")
         c, h, w = chw(image_shape)
-        return x.reshape(len(x), h, w, c).permute(0, 3, 1, 2).contiguous()  # (N, C, H, W)
+        # (N, C, H, W) as a view of the stored (N, H, W, C): no copy of the data; batches are made contiguous
+        return x.reshape(len(x), h, w, c).permute(0, 3, 1, 2)
 
     def prepare(self, data, train_cfg) -> None:
         """Before training, and before a run directory is written: take from the training data what

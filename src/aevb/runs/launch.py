@@ -13,13 +13,16 @@ import torch
 
 from aevb import provenance, starts
 from aevb.config import RunConfig, config_from_dict
-from aevb.data.npz import from_arrays
+from aevb.data.files import load_images
+from aevb.data.npz import from_arrays, to_arrays
+from aevb.data.sources import is_folder
 from aevb.errors import AevbError
 from aevb.models import registry
 from aevb.reports import console, tensorboard
 from aevb.runs.directory import DATA, TENSORBOARD, RunDirectory, own
 from aevb.runs.load import load_checkpoint, own_copy
-from aevb.runs.parts import build_model, check_test_labels, data_info, prepare_data
+from aevb.runs.parts import (build_model, check_test_labels, check_unchanged, data_file, data_info,
+                             prepare_data)
 from aevb.runs.resolve import build_config, sections
 from aevb.runtime import distributed
 from aevb.runtime.devices import native_bf16, resolve_device
@@ -47,6 +50,10 @@ def train(cfg: RunConfig, out: str | Path, quiet: bool = False, overwrite: bool 
     if arrays is not None:  # validated before anything is written; cfg names the copy (aevb.fit)
         given = from_arrays(arrays, "aevb.fit")
         files[DATA] = lambda path: _save_arrays(path, arrays)
+    elif is_folder(cfg.data.dataset) and Path(cfg.data.dataset).is_dir():
+        given = load_images(cfg.data.dataset)  # decoded once: the run keeps the images as data.npz
+        decoded = to_arrays(given)  # views, taken before the model reshapes the splits
+        files[DATA] = lambda path: _save_arrays(path, decoded)
     if cfg.train.tensorboard:
         tensorboard.check_installed()
     replace = run.check_new(overwrite)
@@ -58,14 +65,15 @@ def train(cfg: RunConfig, out: str | Path, quiet: bool = False, overwrite: bool 
     data = prepare_data(cfg, device, given)
     if registry.get(cfg.model).uses_labels:
         check_test_labels(data, cfg.model)
-    if given is not None:
+    if arrays is not None:
         data.name = cfg.data.dataset  # the run's copy, as a later `aevb evaluate` reads it
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg, data_info(data)).to(device)
     frozen = model.parameters_of(cfg.train.freeze)  # a bad --freeze fails before the start's minutes
     model.prepare(data, cfg.train)
     start = starts.run(model, data, cfg.train, quiet or not main)
-    meta = {"config": cfg.to_dict(), "data_info": data_info(data), "model": cfg.model,
+    info = data_info(data) | ({"file": found} if (found := data_file(cfg)) else {})
+    meta = {"config": cfg.to_dict(), "data_info": info, "model": cfg.model,
             "versions": provenance.versions(), **({"start": start} if start else {})}
     trainer = Trainer(model, data, cfg.train, run, meta, quiet, frozen)
     state = trainer.state()  # under torchrun every rank takes part; rank 0 writes
@@ -115,7 +123,8 @@ def resume(out: str | Path, settings: dict | None = None, quiet: bool = False, m
         run.remove_leftovers()  # temporary files of a write that a kill cut short
         run.saved_step = meta["step"]
     try:
-        data = prepare_data(cfg, device)
+        check_unchanged(cfg, meta["data_info"], out)
+        data = prepare_data(cfg, device, run=out)
         trained = build_model(cfg, meta["data_info"])
         trained.load_state_dict(prefixed(tensors, "model"))
         trained.to(device)

@@ -16,7 +16,7 @@ from aevb.models import registry
 from aevb.models.base import LatentModel
 from aevb.runs import checkpoints, pretrained
 from aevb.runs.directory import DATA, RunDirectory, own
-from aevb.runs.parts import build_model, prepare_data
+from aevb.runs.parts import build_model, check_unchanged, prepare_data
 from aevb.runtime.devices import resolve_device
 from aevb.training.trainer import prefixed
 
@@ -97,8 +97,10 @@ def open_run(run: str | Path, device: str = "cpu", with_data: bool = True, data_
     elif with_data and is_file(cfg.data.dataset) and not Path(cfg.data.dataset).exists():
         raise AevbError(f"{run} was trained on {cfg.data.dataset}, which is no longer there; "
                         "put the file back, or give the file's new place with --dataset")
+    if with_data and dataset is None:
+        check_unchanged(cfg, meta["data_info"], run)
     try:
-        data = prepare_data(cfg, dev) if with_data else None
+        data = prepare_data(cfg, dev, run=None if dataset is not None else run) if with_data else None
     except AevbError as e:
         if dataset is None or "--preprocess" not in str(e):
             raise
