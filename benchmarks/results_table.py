@@ -83,12 +83,18 @@ def seeds_row(folder: Path) -> str:
             f"{minutes[0]:.0f} to {minutes[-1]:.0f} min each |")
 
 
-def table(gallery: Path = ROOT / "docs" / "gallery") -> str:
+def dataset_of(recipe: str) -> str:
+    return reproduce.recipe(recipe).get("data", {}).get("dataset", "mnist")
+
+
+def table(gallery: Path = ROOT / "docs" / "gallery", dataset: str | None = None) -> str:
     """The results table as Markdown, from `gallery`'s results.json files and the kept sweeps:
-    one row per recipe (`aevb reproduce RECIPE`), then one per kept sweep of seeds."""
+    one row per recipe (`aevb reproduce RECIPE`), then one per kept sweep of seeds; only the
+    recipes on `dataset` when one is named (the Fashion-MNIST page shows its own)."""
     rows = ["| recipe | published (by whom) | aevb (what made it) | training |",
             "| --- | --- | --- | --- |"]
     found = [json.loads(p.read_text()) for p in sorted(gallery.glob("*/results.json"))]
+    found = [r for r in found if dataset in (None, dataset_of(r["recipe"]))]
     for r in sorted(found, key=lambda r: (list(DEFINITIONS).index(r["model"]), r["recipe"])):
         source = r["source"]
         if source.startswith(pretrained.PREFIX):
@@ -102,7 +108,8 @@ def table(gallery: Path = ROOT / "docs" / "gallery") -> str:
         took = f"{t:.0f} s" if t < 120 else f"{t / 60:.0f} min"
         rows.append(f"| `{r['recipe']}` | {published(r['recipe'])} | {ours(r)} ({who}) | {took} |")
     for folder in sorted((ROOT / "benchmarks" / "results").glob("*-sweep")):
-        rows.append(seeds_row(folder))
+        if dataset in (None, dataset_of(folder.name.removesuffix("-sweep"))):
+            rows.append(seeds_row(folder))
     return "\n".join(rows)
 
 
@@ -120,7 +127,9 @@ def definitions() -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--gallery", type=Path, default=ROOT / "docs" / "gallery")
-    print(table(p.parse_args().gallery))
+    p.add_argument("--dataset", help="only the recipes on this dataset (e.g. fashion-mnist)")
+    args = p.parse_args()
+    print(table(args.gallery, args.dataset))
     print()
     print(definitions())
 

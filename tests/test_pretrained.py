@@ -133,6 +133,14 @@ def test_reproduce_smoke_run_writes_results_and_figures(tmp_path, capsys, monkey
     assert "fa-tutorial: log_likelihood" in capsys.readouterr().out
 
 
+def test_reproduce_reports_a_recipe_scored_without_a_published_number(tmp_path, capsys, monkeypatch):
+    # vae-fashion's [reference] names its metric but no value: the summary line says so
+    ref = {"metric": "iwae", "iwae_samples": 1000, "ours": 2077.9}
+    monkeypatch.setattr(reproduce, "reproduce", lambda *a, **k: {"reference": ref, "source": "trained here"})
+    assert main(["reproduce", "vae-fashion", "--out", tmp_path / "f", "--quiet"]) == 0
+    assert "vae-fashion: iwae 2078 (no published reference)" in capsys.readouterr().out
+
+
 def test_reproduce_refuses_unknown_recipe_and_pretrained_without_one(tmp_path, capsys):
     assert main(["reproduce", "no-such", "--out", tmp_path / "x"]) == 2
     assert "no recipe 'no-such'" in capsys.readouterr().err

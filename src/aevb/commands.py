@@ -139,8 +139,9 @@ def cmd_reproduce(args) -> int:
         raise Interrupted(e.stopped, f"aevb reproduce {args.name} --resume --out {out}") from None
     ref = results["reference"]
     if ref and "ours" in ref:
-        print(f"{args.name}: {ref['metric']} {ref['ours']:.4g} (reference {ref['value']:g}: "
-              f"{ref['source']})")
+        beside = (f"reference {ref['value']:g}: {ref['source']}" if "value" in ref
+                  else "no published reference")
+        print(f"{args.name}: {ref['metric']} {ref['ours']:.4g} ({beside})")
     run = shlex.quote(results["source"] if args.pretrained else str(out / "run"))
     print(f"results in {out / 'results.json'}, figures in {out / 'figures'}; try next:\n"
           f"  aevb evaluate {run} --iwae-samples 1000\n  aevb sample {run} --out samples.png",

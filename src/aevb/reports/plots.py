@@ -80,7 +80,9 @@ def cluster_proportions(assigned: np.ndarray, mean_q: np.ndarray, names: list[st
     ax.set_xticks(pos, names, fontsize=8, rotation=90 if max(map(len, names)) > 3 else 0)
     ax.set_ylabel("fraction of test points")
     ax.set_title(title or "cluster proportions")
-    ax.legend(fontsize=8)
+    wide = len(names) >= 8  # the legend fits in one row above the bars; else in three
+    ax.set_ylim(0, (1.45 if wide else 1.9) * max(assigned.max(), mean_q.max(), 1 / len(names)))
+    ax.legend(fontsize=8, loc="upper left", ncols=3 if wide else 1)
     return save(fig, path)
 
 
