@@ -79,12 +79,27 @@ def seeds_row(folder: Path) -> str:
     minutes = sorted(pretrained.training_seconds(r) / 60 for r in found.values())
     seeds = ",".join(str(s) for s in sorted(found))
     return (f"| `{first['recipe']}`, seeds {seeds} | {published(first['recipe'])} | {shown} "
-            f"(`aevb sweep {first['recipe']} --seeds {seeds}`) | "
+            f"(`aevb sweep {first['recipe']} --seeds {seeds}`{made_by(first)}) | "
             f"{minutes[0]:.0f} to {minutes[-1]:.0f} min each |")
 
 
 def dataset_of(recipe: str) -> str:
     return reproduce.recipe(recipe).get("data", {}).get("dataset", "mnist")
+
+
+def made_by(r: dict) -> str:
+    """What besides the model's own training made a row's number, as the recipe says: a start,
+    q(y|x) held at the start's clusters, a prior fitted after training."""
+    recipe = reproduce.recipe(r["recipe"])
+    train, model = recipe.get("train", {}), recipe.get("model_config", {})
+    said = ""
+    if (r.get("start") or {}).get("init") == "autoencoder-umap":
+        said += "; started from UMAP clusters of an autoencoder's codes"
+        if train.get("freeze") == "qy" and train.get("freeze_epochs", 0) >= r["epochs"]:
+            said += ", q(y\\|x) held there: the accuracy is the start's"
+    if model.get("prior") == "fitted":
+        said += "; p(z\\|y) fitted to the codes by EM after each epoch (ex-post density estimation)"
+    return said
 
 
 def table(gallery: Path = ROOT / "docs" / "gallery", dataset: str | None = None) -> str:
@@ -102,8 +117,7 @@ def table(gallery: Path = ROOT / "docs" / "gallery", dataset: str | None = None)
             who = f"the shipped `{name}`, {r['epochs']} epochs"
         else:
             who = f"trained by `aevb reproduce`, {r['epochs']} epochs"
-        if (r.get("start") or {}).get("init") == "autoencoder-umap":
-            who += "; started from UMAP clusters of an autoencoder's codes"
+        who += made_by(r)
         t = pretrained.training_seconds(r)
         took = f"{t:.0f} s" if t < 120 else f"{t / 60:.0f} min"
         rows.append(f"| `{r['recipe']}` | {published(r['recipe'])} | {ours(r)} ({who}) | {took} |")
