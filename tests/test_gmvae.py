@@ -10,10 +10,10 @@ from torch.distributions import Independent, MultivariateNormal, Normal, kl_dive
 
 from aevb import clustering
 from aevb.data import Data, Split
-from aevb.evaluate import cluster_metrics
+from aevb.evaluate import cluster_metrics, evaluate
 from aevb.models.gmvae import GMVAE, GMVAEConfig
 from aevb.models.nets import LikelihoodHead
-from aevb.objectives import elbo, iwae
+from aevb.objectives import component_elbos, elbo, iwae
 
 C, B, D, DZ = 4, 8, 12, 3
 
@@ -169,3 +169,33 @@ def test_cluster_metrics_come_from_q_y_given_x():
     assert found["cluster_purity"] == clustering.purity(assigned, data.test.y.numpy(), C, 3)
     assert found["qy_entropy"] == pytest.approx(-(q * q.log()).sum(1).mean().item(), rel=1e-5)
     assert 0 <= found["nmi"] <= 1
+
+
+def test_the_elbo_is_the_q_weighted_mean_of_the_component_elbos_and_at_most_their_logsumexp():
+    model = small_gmvae()
+    x = (torch.rand(B, D) > 0.5).float()
+    t = model.terms(x, k=2)
+    per = component_elbos(t)  # (C, B)
+    q = t.log_qy.exp()
+    torch.testing.assert_close(elbo(t), (q * (per - t.log_qy)).sum(0))
+    # with q(y|x) = softmax_y ELBO_y the bound reaches logsumexp_y ELBO_y, and no q does better
+    assert (torch.logsumexp(per, 0) >= elbo(t) - 1e-5).all()
+
+
+def test_evaluate_reports_the_elbos_own_clusters_beside_q_y_given_x():
+    model = small_gmvae()
+    x = (torch.rand(60, D) > 0.5).float()
+    y = torch.arange(60) % 3
+    data = Data("toy", Split(x, y), Split(x, y), classes=("a", "b", "c"))
+    found = evaluate(model, data, elbo_samples=4, batch_size=25)  # three batches, one short
+    torch.manual_seed(0)
+    with torch.no_grad():  # the same draws as evaluate's (seed 0), batch by batch
+        per = torch.cat([component_elbos(model.terms(x[i:i + 25], k=4)).T for i in range(0, 60, 25)])
+    by_elbo, by_q = per.argmax(1), model.cluster_log_probs(x).argmax(1)
+    assert found["elbo_cluster_accuracy"] == clustering.accuracy(by_elbo.numpy(), y.numpy(), C, 3)
+    assert found["elbo_cluster_purity"] == clustering.purity(by_elbo.numpy(), y.numpy(), C, 3)
+    assert found["cluster_agreement"] == pytest.approx((by_elbo == by_q).double().mean().item())
+    gap = torch.logsumexp(per.double(), 1).mean().item() - found["elbo"]
+    assert found["qy_elbo_gap"] == pytest.approx(gap, abs=1e-4) and found["qy_elbo_gap"] >= 0
+    # an untrained q(y|x) is near uniform, so the bound's own choice disagrees with it somewhere
+    assert found["cluster_agreement"] < 1 and found["qy_elbo_gap"] > 0

@@ -77,6 +77,13 @@ def test_autoencoder_umap_start_sets_the_prior_to_its_clusters():
     torch.testing.assert_close(model.posterior(x).mean, codes.expand(4, -1, -1), atol=1e-4, rtol=1e-4)
     agree = (model.cluster_log_probs(x).argmax(1) == r.argmax(1)).float().mean()
     assert agree > 0.9
+    # the start's own accuracy is recorded, measured on q(y|x) as training will begin with it
+    from aevb.evaluate import cluster_metrics
+
+    assert info["cluster_accuracy"] == {s: cluster_metrics(model, data, s)["cluster_accuracy"]
+                                        for s in ("train", "test")}
+    # four clusters match at most four of the ten digits (0.4); a random labelling scores about 0.1
+    assert 0.15 < info["cluster_accuracy"]["train"] <= 0.4
 
 
 def test_start_is_reproducible_and_recorded_in_the_run(tmp_path, monkeypatch):

@@ -198,6 +198,16 @@ def test_cvae_fitted_prior_is_each_labels_mixture_fitted_to_its_codes():
     assert model.train().terms(x[:B], y[:B], 2).kl is not None  # training: the learned Gaussian
     assert {"pz_loc", "pz_tril", "pz_log_weights", "pz_fitted"} <= set(model.state_dict())
     assert model.eval().sample(4, torch.tensor([1, 2, 3, 4])).shape == (4, D)
+    # evaluate reports the networks alone too: the ELBO under the Gaussian they trained against
+    from aevb.evaluate import evaluate, per_datapoint
+
+    inside = Data("toy", Split(x, y), Split(x[:20].clamp(max=1), y[:20]))  # pixels in [0, 1]
+    found = evaluate(model, inside, elbo_samples=3)
+    assert model.has_fitted_prior and bool(model.pz_fitted)  # the block put the fitted prior back
+    with model.trained_prior():
+        assert isinstance(model.prior(y[:3]).base_dist, torch.distributions.Normal)
+        alone = per_datapoint(model, inside, elbo_samples=3)["elbo"].double().mean().item()
+    assert found["elbo_trained_prior"] == pytest.approx(alone) and found["elbo"] != found["elbo_trained_prior"]
     few = Data("toy", Split(x[:15], y[:15]), Split(x[:5], y[:5]))
     with pytest.raises(AevbError, match="label 5 has 1; lower --prior-components"):
         model.prepare(few, TrainConfig(seed=0))

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from aevb import clustering
 from aevb.data.containers import Data
 from aevb.models.base import LatentModel
-from aevb.objectives import chunk_logsumexp, elbo, iwae
+from aevb.objectives import chunk_logsumexp, component_elbos, elbo, iwae
 from aevb.runtime import compiling, distributed
 
 # Elements of x-sized tensors held at once in an IWAE chunk: cache-sized on a CPU, enough rows to
@@ -56,7 +56,8 @@ def mean_se(values: torch.Tensor) -> tuple[float, float]:
 def per_datapoint(model: LatentModel, data: Data, split: str = "test", batch_size: int = 1000,
                   iwae_samples: int = 0, seed: int = 0, progress: bool = False,
                   elbo_samples: int = 1) -> dict[str, torch.Tensor]:
-    """ELBO (averaged over `elbo_samples` draws), IWAE_K and exact log p(x) per datapoint, each (N,).
+    """ELBO (averaged over `elbo_samples` draws), IWAE_K and exact log p(x) per datapoint, each (N,),
+    and for models with clusters the ELBO of each cluster, `component_elbos` (N, C).
 
     More ELBO draws only reduce Monte Carlo noise: one draw is unbiased, but its noise over a
     thousand points can reach a twentieth of a nat.
@@ -69,6 +70,8 @@ def per_datapoint(model: LatentModel, data: Data, split: str = "test", batch_siz
         out["iwae"] = []
     if model.has_exact_log_prob:
         out["log_likelihood"] = []
+    if model.has_clusters:
+        out["component_elbos"] = []
     s = data.split(split)
     gen = torch.Generator().manual_seed(seed + 1)  # preprocessing noise, on the CPU on every device
     chunk_fn = chunk_logsumexp
@@ -82,7 +85,10 @@ def per_datapoint(model: LatentModel, data: Data, split: str = "test", batch_siz
             if i % world != rank:  # another rank's batch (all draw its preprocessing noise)
                 continue
             x, c = batch.x, model.condition(batch)
-            out["elbo"].append(elbo(model.terms(x, c, elbo_samples)))
+            t = model.terms(x, c, elbo_samples)
+            out["elbo"].append(elbo(t))
+            if model.has_clusters:
+                out["component_elbos"].append(component_elbos(t).T)  # (B, C)
             if iwae_samples:  # the bar moves with every chunk of draws: K = 5000 takes minutes
                 out["iwae"].append(_iwae_in_slices(model, x, c, iwae_samples, chunk_fn, bar))
             else:
@@ -93,7 +99,8 @@ def per_datapoint(model: LatentModel, data: Data, split: str = "test", batch_siz
     model.train(was_training)
     sizes = _batch_sizes(len(s), batch_size)
     like = torch.empty(0, device=device)
-    return {k: distributed.gather_batches(v, sizes, like=like).cpu() for k, v in out.items()}
+    tails = {"component_elbos": (model.n_clusters,)} if model.has_clusters else {}
+    return {k: distributed.gather_batches(v, sizes, tails.get(k, ()), like).cpu() for k, v in out.items()}
 
 
 def compiled_chunks():
@@ -122,12 +129,15 @@ def _batch_sizes(n: int, batch_size: int) -> list[int]:
 def evaluate(model: LatentModel, data: Data, split: str = "test", batch_size: int = 1000,
              iwae_samples: int = 0, seed: int = 0, progress: bool = False,
              elbo_samples: int = 100, subset: int | None = None) -> dict:
-    """Summary metrics as a JSON-ready dict: means per datapoint in nats, with standard errors.
-    `subset`: only the split's first that many datapoints (a quick check)."""
+    """Summary metrics as a JSON-ready dict: means per datapoint in nats, with standard errors;
+    for a prior fitted after training also the ELBO under the trained one (`elbo_trained_prior`),
+    for clusters how they match the labels (`cluster_metrics`). `subset`: only the split's first
+    that many datapoints (a quick check)."""
     if subset is not None:
         data = dataclasses.replace(data, **{split: data.split(split).head(subset)})
     values = per_datapoint(model, data, split, batch_size, iwae_samples, seed, progress,
                            elbo_samples)
+    per_cluster = values.pop("component_elbos", None)
     result: dict = {"split": split, "n": len(data.split(split)), "elbo_samples": elbo_samples}
     for key, v in values.items():
         result[key], result[f"{key}_se"] = mean_se(v)
@@ -140,8 +150,12 @@ def evaluate(model: LatentModel, data: Data, split: str = "test", batch_size: in
             result[f"{key}_per_step_se"] = result[f"{key}_se"] * per
     if iwae_samples:
         result["iwae_samples"] = iwae_samples
+    if model.has_fitted_prior:  # the networks alone, under the prior they trained against
+        with model.trained_prior():
+            alone = per_datapoint(model, data, split, batch_size, 0, seed, elbo_samples=elbo_samples)
+        result["elbo_trained_prior"], result["elbo_trained_prior_se"] = mean_se(alone["elbo"])
     if model.has_clusters:
-        result.update(cluster_metrics(model, data, split, batch_size, seed))
+        result.update(cluster_metrics(model, data, split, batch_size, seed, per_cluster))
     return result
 
 
@@ -165,20 +179,34 @@ def cluster_assignments(model: LatentModel, data: Data, split: str = "test", bat
 
 
 def cluster_metrics(model: LatentModel, data: Data, split: str = "test", batch_size: int = 1000,
-                    seed: int = 0) -> dict:
-    """cluster_accuracy (Hungarian matching), cluster_purity (many-to-one) and nmi against the
-    split's labels, where it has them, and the mean entropy of q(y|x) in nats (0: every point
-    sure of its cluster)."""
+                    seed: int = 0, per_cluster: torch.Tensor | None = None) -> dict:
+    """cluster_accuracy (Hungarian matching), cluster_purity (many-to-one) and nmi of argmax q(y|x)
+    against the split's labels, where it has them, and the mean entropy of q(y|x) in nats (0: every
+    point sure of its cluster). Given the ELBO of each cluster, `per_cluster` (N, C), also the
+    clusters the bound itself prefers, argmax_y ELBO_y: their accuracy and purity
+    (elbo_cluster_accuracy, elbo_cluster_purity), how often they agree with q(y|x) (cluster_agreement, no labels needed), and how many nats the
+    ELBO would gain were q(y|x) the bound's best, softmax_y ELBO_y (qy_elbo_gap, >= 0)."""
     a = cluster_assignments(model, data, split, batch_size, seed)
     result: dict = {}
     labels = data.split(split).y
+    n_clusters = model.n_clusters
     if labels is not None:
         clusters, y = a["cluster"].numpy(), labels.cpu().numpy()
-        n_clusters, n_labels = model.n_clusters, len(data.classes)
+        n_labels = len(data.classes)
         result["cluster_accuracy"] = clustering.accuracy(clusters, y, n_clusters, n_labels)
         result["cluster_purity"] = clustering.purity(clusters, y, n_clusters, n_labels)
         result["nmi"] = clustering.nmi(clusters, y)
     result["qy_entropy"], result["qy_entropy_se"] = mean_se(a["entropy"])
+    if per_cluster is not None:
+        by_elbo = per_cluster.argmax(1)  # (N,)
+        if labels is not None:
+            result["elbo_cluster_accuracy"] = clustering.accuracy(by_elbo.numpy(), y, n_clusters, n_labels)
+            result["elbo_cluster_purity"] = clustering.purity(by_elbo.numpy(), y, n_clusters, n_labels)
+        result["cluster_agreement"] = (by_elbo == a["cluster"]).double().mean().item()
+        q = a["q"].double()  # ELBO(q) = sum_y q_y (ELBO_y - log q_y); the best q gives logsumexp_y ELBO_y
+        with_q = (q * (per_cluster.double() - q.clamp(min=1e-300).log())).sum(1)
+        result["qy_elbo_gap"], result["qy_elbo_gap_se"] = mean_se(
+            torch.logsumexp(per_cluster.double(), 1) - with_q)
     return result
 
 
@@ -189,6 +217,8 @@ def epoch_metrics(model: LatentModel, data: Data, split: str = "test", batch_siz
     values = per_datapoint(model, data, split, batch_size, 0, seed, elbo_samples=elbo_samples)
     out = {f"{split}_elbo": values["elbo"].double().mean().item()}
     if model.has_clusters:
+        # not the bound's own clusters: from the epoch's few draws, noise flips near-ties (docs:
+        # Evaluation); `evaluate` scores them from its 100 draws
         found = cluster_metrics(model, data, split, batch_size, seed)
         out.update({f"{split}_{k}": v for k, v in found.items() if not k.endswith("_se")})
     return out

@@ -37,15 +37,21 @@ def log_weights(t: Terms) -> torch.Tensor:
     return lw if t.log_qy is None else torch.logsumexp(lw, dim=1)
 
 
+def component_elbos(t: Terms, analytic_kl: bool = True, beta: torch.Tensor | None = None) -> torch.Tensor:
+    """ELBO_y per datapoint for every value of a summed-out y, (C, B), log p(y) included; (B,) for
+    terms without y. argmax_y ELBO_y is the cluster the bound itself prefers, and logsumexp_y
+    ELBO_y is the ELBO with the best q(y|x), softmax_y ELBO_y."""
+    if analytic_kl and t.kl is not None:
+        return t.log_px.mean(0) - (t.kl if beta is None else beta * t.kl)  # (B,) or (C, B)
+    if beta is None:
+        return (t.log_px + t.log_pz - t.log_qz).mean(0)
+    return (t.log_px + beta * (t.log_pz - t.log_qz)).mean(0)
+
+
 def elbo(t: Terms, analytic_kl: bool = True, beta: torch.Tensor | None = None) -> torch.Tensor:
     """The evidence lower bound per datapoint, (B,), averaged over the K draws. `beta` (a 0-dim
     tensor) weighs every term but log p(x|z), as KL warm-up does; None is the ELBO itself."""
-    if analytic_kl and t.kl is not None:
-        per = t.log_px.mean(0) - (t.kl if beta is None else beta * t.kl)  # (B,) or (C, B)
-    elif beta is None:
-        per = (t.log_px + t.log_pz - t.log_qz).mean(0)
-    else:
-        per = (t.log_px + beta * (t.log_pz - t.log_qz)).mean(0)
+    per = component_elbos(t, analytic_kl, beta)
     if t.log_qy is None:
         return per
     log_qy = t.log_qy if beta is None else beta * t.log_qy

@@ -140,6 +140,12 @@ class LatentModel(nn.Module):
         """log q(y | x), (B, C), for models with a discrete latent cluster y."""
         raise NotImplementedError(f"{self.name} has no discrete clusters")
 
+    @property
+    def has_fitted_prior(self) -> bool:
+        """Whether p(z) was fitted to the codes after training (ex-post density estimation), so
+        that `trained_prior()` can score the networks with the prior they trained against."""
+        return False
+
     # -- hooks: what the rest of aevb asks of a model ---------------------------------------------
 
     @classmethod

@@ -25,6 +25,7 @@ Labels come from the dataset.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -126,6 +127,24 @@ class CVAE(LatentModel):
             return MixtureSameFamily(Categorical(logits=self.pz_logits[c]), parts)
         zeros = torch.zeros(*c.shape, self.cfg.latent_dim, device=c.device)
         return Independent(Normal(zeros, torch.ones_like(zeros)), 1)
+
+    @property
+    def has_fitted_prior(self) -> bool:
+        return self.cfg.prior == "fitted" and bool(self.pz_fitted)
+
+    @contextmanager
+    def trained_prior(self):
+        """--prior fitted: p(z|y) is the Gaussian the networks trained against while in this block,
+        so the ELBO measures the networks alone and the fitted mixture's gain shows beside it.
+
+            >>> with model.trained_prior(): ...  # doctest: +SKIP
+        """
+        fitted = self.pz_fitted.clone()
+        self.pz_fitted.fill_(False)
+        try:
+            yield
+        finally:
+            self.pz_fitted.copy_(fitted)
 
     def likelihood(self, z, c):
         """p(x | y, z); z is (K, B, Dz) or (B, Dz), y is (B,)."""

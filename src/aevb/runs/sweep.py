@@ -72,8 +72,8 @@ def sweep(name: str, seeds: list[int], out: Path, data_dir: str | None = None,
 def table(result: dict, keys: list[str] | None = None) -> str:
     """A markdown table: one row per seed, then the median and the range."""
     summary = result["summary"]
-    keys = keys or [k for k in ("cluster_accuracy", "cluster_purity", "nmi", "elbo", "iwae",
-                                "log_likelihood")
+    keys = keys or [k for k in ("cluster_accuracy", "elbo_cluster_accuracy", "cluster_agreement",
+                                "cluster_purity", "nmi", "elbo", "iwae", "log_likelihood")
                     if k in summary]
     lines = ["| seed | " + " | ".join(keys) + " |", "| --- |" + " --- |" * len(keys)]
     for seed, m in result["per_seed"].items():
