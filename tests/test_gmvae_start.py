@@ -86,37 +86,6 @@ def test_autoencoder_umap_start_sets_the_prior_to_its_clusters():
     assert 0.15 < info["cluster_accuracy"]["train"] <= 0.4
 
 
-@pytest.mark.slow  # a minute: 600 alignment steps of a network wide enough to learn the embedding
-def test_aligning_puts_the_codes_on_the_umap_embedding(monkeypatch):
-    """init_align_epochs: after UMAP, the codes' first dimensions are pulled onto the standardised
-    embedding (and the mixture is set from the aligned codes)."""
-    pytest.importorskip("umap")
-    cfg = build_config("gmvae", [("test", {
-        "model_config": {**SMALL, "hidden": 128, "init": "autoencoder-umap", "init_epochs": 10,
-                         "init_align_epochs": 200},
-        "data": {"dataset": "mnist-sample"},
-        "train": {"epochs": 1, "batch_size": 100, "precision": "fp32", "compile": False}})])
-    data = prepare_data(cfg)
-    data.train, data.test = data.train.head(600), data.test.head(200)
-    torch.manual_seed(0)
-    model = build_model(cfg, data_info(data))
-    seen = {}
-    embed = gmvae_start.embed_and_cluster
-
-    def recorded(codes, n, seed, dims):
-        seen["emb"], r = embed(codes, n, seed, dims)
-        return seen["emb"], r
-
-    monkeypatch.setattr(gmvae_start, "embed_and_cluster", recorded)
-    starts.run(model, data, cfg.train, quiet=True)
-    emb = torch.as_tensor(seen["emb"], dtype=torch.float32)
-    assert emb.shape == (600, 3)  # latent_dim 3 < 10: UMAP embeds in the dimensions z has
-    target = (emb - emb.mean(0)) / emb.std(0)
-    codes = gmvae_start._map(model.code, data, torch.Generator(), autocast(torch.device("cpu"), "fp32"))
-    # independent standardised codes would be 2 apart per dimension, squared; pulled, a fraction of it
-    assert (codes - target).square().mean() < 0.5
-
-
 def test_start_is_reproducible_and_recorded_in_the_run(tmp_path, monkeypatch):
     pytest.importorskip("umap")
     _, data, _ = small_setup()  # 600 training images of mnist-sample, as bytes

@@ -58,9 +58,6 @@ class GMVAEConfig:
                        "autoencoder's codes embedded by UMAP (needs umap-learn)",
                        choices=("random", "autoencoder-umap"), noun="init")
     init_epochs: int = option(20, "autoencoder-umap: epochs of autoencoder pretraining", low=1)
-    init_align_epochs: int = option(0, "autoencoder-umap: epochs that then pull the codes' first "
-                                    "10 dimensions onto the UMAP embedding, so that the mixture in z "
-                                    "holds the start's clusters (0: none)", low=0)
     arch: str = option("mlp", "the networks: mlp, fully connected (the tutorial's); conv, convolutions "
                        "for images of any size (--layers halvings, --hidden units)", choices=ARCHS,
                        noun="--arch")

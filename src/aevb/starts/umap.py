@@ -11,9 +11,6 @@ gives aevb's GMVAE both, without looking at a label:
    reconstruction log-likelihood log p(x | z = code(x)), for `init_epochs` epochs.
 2. UMAP embeds the training codes in UMAP_DIMS dimensions, and a full-covariance GMM with C
    components clusters the embedding: its responsibilities r (N, C) are the start's clusters.
-   With `init_align_epochs`, the autoencoder then trains on, its codes' first UMAP_DIMS
-   dimensions pulled onto the standardised embedding, where the clusters are Gaussian blobs: the
-   mixture in z, and so the ELBO's own choice of cluster, then starts as the start's clusters.
 3. p(z|y=c) starts at the r-weighted mean and std of the codes, and q(z|x,y) at the code with a
    tenth of the clusters' std (`GMVAE.set_components`).
 4. q(y|x) is fitted to r by cross-entropy, for at least QY_STEPS steps (6 epochs of MNIST).
@@ -45,9 +42,6 @@ QY_STEPS = 1200  # rounded up to whole epochs: 6 of MNIST's 235 batches of 256
 # digits (docs: Results, "The GMVAE's clusters").
 GMM_INITS = 10
 POSTERIOR_STD = 0.1  # q(z|x,y)'s starting std, as a fraction of the clusters' mean std
-# init_align_epochs: nats of reconstruction a squared unit of distance from the (standardised)
-# embedding costs; enough to put the codes on it within a few epochs
-ALIGN_WEIGHT = 10.0
 
 
 def check_available() -> None:
@@ -79,21 +73,7 @@ def start(model, data: Data, train_cfg, quiet: bool = False) -> dict:
     nll = _fit(model.parameters(), reconstruction, model, data, model.cfg.init_epochs, gen, cast,
                lambda e, v: say(f"start: autoencoder epoch {e}, reconstruction {v:.2f} nats"), limit)
     codes = _map(model.code, data, gen, cast)  # (N, Dz), in the training split's order
-    align = model.cfg.init_align_epochs
-    dims = min(UMAP_DIMS, model.cfg.latent_dim) if align else UMAP_DIMS
-    emb, r = embed_and_cluster(codes.numpy(), model.n_clusters, train_cfg.seed, dims)  # (N, d), (N, C)
-    if align:  # the codes' first d dimensions become the embedding
-        target = torch.as_tensor((emb - emb.mean(0)) / emb.std(0), dtype=torch.float32,
-                                 device=data.train.x.device)  # (N, d)
-
-        def aligned(x, rows):  # -log p(x | z = code(x)) + ALIGN_WEIGHT |code(x)[:d] - embedding|^2
-            z = model.code(x)
-            pull = (z[:, :dims].float() - target[rows]).square().sum(-1)
-            return -model.likelihood(z).log_prob(x) + ALIGN_WEIGHT * pull
-
-        _fit(model.parameters(), aligned, model, data, align, gen, cast,
-             lambda e, v: say(f"start: aligning the codes, epoch {e}, loss {v:.2f}"), limit)
-        codes = _map(model.code, data, gen, cast)
+    r = clusters(codes.numpy(), model.n_clusters, train_cfg.seed)  # (N, C)
     sizes = np.bincount(r.argmax(1), minlength=model.n_clusters).tolist()  # images per cluster
     say(f"start: UMAP and a GMM put the codes in clusters of {sizes} "
         f"({time.perf_counter() - began:.0f} s)")
@@ -116,22 +96,15 @@ def start(model, data: Data, train_cfg, quiet: bool = False) -> dict:
 
 def clusters(codes: np.ndarray, n: int, seed: int) -> np.ndarray:
     """Responsibilities (N, n) of a full-covariance GMM fitted to a UMAP embedding of `codes`."""
-    return embed_and_cluster(codes, n, seed)[1]
-
-
-def embed_and_cluster(codes: np.ndarray, n: int, seed: int,
-                      dims: int = UMAP_DIMS) -> tuple[np.ndarray, np.ndarray]:
-    """The UMAP embedding of `codes` (N, dims), and the responsibilities (N, n) of a
-    full-covariance GMM fitted to it."""
     import umap
     from sklearn.mixture import GaussianMixture
 
     with warnings.catch_warnings():  # a seeded UMAP runs on one thread, and says so each time
         warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
-        emb = umap.UMAP(n_components=dims, n_neighbors=min(UMAP_NEIGHBOURS, len(codes) - 1),
+        emb = umap.UMAP(n_components=UMAP_DIMS, n_neighbors=min(UMAP_NEIGHBOURS, len(codes) - 1),
                         min_dist=0.0, random_state=seed).fit_transform(codes)
     gmm = GaussianMixture(n, covariance_type="full", n_init=GMM_INITS, random_state=seed).fit(emb)
-    return emb, gmm.predict_proba(emb)
+    return gmm.predict_proba(emb)
 
 
 def _fit(params, loss_fn: Callable, model, data: Data, epochs: int, gen: torch.Generator,
