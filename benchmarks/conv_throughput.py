@@ -90,7 +90,8 @@ def main() -> None:
     precision = resolve_precision(recipe["train"]["precision"], device)
     peak = matmul_peak(PRECISIONS[precision], device)
     print(f"torch {torch.__version__}, {describe(device)}; {precision} matmul peak {peak / 1e9:,.0f} GFLOP/s")
-    print("| batch | precision | aevb img/s | plain loop img/s | ratio | GFLOP per image | aevb GFLOP/s | of peak |")
+    print("| batch | precision | aevb img/s | plain loop img/s | ratio | GFLOP per image | aevb GFLOP/s "
+          "| of peak |")
     print("| --- " * 8 + "|")
     for bs in dict.fromkeys(b for b in (recipe["train"]["batch_size"], args.large_batch) if b):
         torch._dynamo.reset()
@@ -99,8 +100,9 @@ def main() -> None:
                  "plain": PlainConvLoop(recipe["model_config"], bs, device, precision, compile_)}
         r = rates(loops, bs, args.seconds)
         flops = loops["aevb"].flops
-        print(f"| {bs} | {precision} | {r['aevb']:,.0f} | {r['plain']:,.0f} | {r['aevb'] / r['plain']:.2f}x | "
-              f"{flops / 1e9:.4f} | {r['aevb'] * flops / 1e9:.0f} | {r['aevb'] * flops / peak:.0%} |", flush=True)
+        print(f"| {bs} | {precision} | {r['aevb']:,.0f} | {r['plain']:,.0f} | {r['aevb'] / r['plain']:.2f}x "
+              f"| {flops / 1e9:.4f} | {r['aevb'] * flops / 1e9:.0f} | {r['aevb'] * flops / peak:.0%} |",
+              flush=True)
 
 
 if __name__ == "__main__":

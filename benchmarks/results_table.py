@@ -135,8 +135,8 @@ def table(gallery: Path = ROOT / "docs" / "gallery", dataset: str | None = None)
 def definitions() -> str:
     """What each headline metric is, exactly, as a list under the table."""
     lines = [f"- **{model.upper()}**: {text.replace(chr(92), '')}." for model, text in DEFINITIONS.items()]
-    lines.insert(2, f"- **VAE on binarized MNIST** (`vae-bernoulli`, `vae-conv-bernoulli`, `iwae-bernoulli-k5`, "
-                    f"`-k50`): {BURDA}.")
+    lines.insert(2, "- **VAE on binarized MNIST** (`vae-bernoulli`, `vae-conv-bernoulli`, "
+                    f"`iwae-bernoulli-k5`, `-k50`): {BURDA}.")
     lines.insert(3, "- **Fashion-MNIST** (`vae-fashion`, `gmvae-fashion`): as on MNIST, on its 10,000 test "
                     "images; the VAE's headline is IWAE_1000, a bound on log p(x) under the continuous "
                     "Bernoulli with its exact normaliser (dequantized test images, drawn once).")

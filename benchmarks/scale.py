@@ -10,9 +10,10 @@ The inputs are MNIST's training images repeated (uint8, an uncompressed .npz as 
 writes it) and its test images; the folder holds MNIST digits scaled to 64x64 and tinted, one
 PNG each. Every case trains a VAE for `--steps` gradient steps at batch 100 in a fresh process
 (`aevb train vae --max-steps`, scoring the test split in batches of 100: a 64x64 colour
-convolutional model's activations for the default 1,000 images at once take gigabytes), while this script reads the process's resident memory every
-20 ms: anonymous memory (the heap: what the process holds) and file-backed pages (a memory-mapped
-file's pages, which the kernel drops and reads again as it needs the room). It prints the
+convolutional model's activations for the default 1,000 images at once take gigabytes), while
+this script reads the process's resident memory every 20 ms: anonymous memory (the heap: what
+the process holds) and file-backed pages (a memory-mapped file's pages, which the kernel drops
+and reads again as it needs the room). It prints the
 start-up seconds (process start to the first step: loading, checks, the decoded folder), the
 training images/s, and the peaks. Nothing else should run on the machine meanwhile.
 """
@@ -124,8 +125,8 @@ def main() -> None:
     print("| data | decoded size | start-up | training | peak anonymous memory | peak mapped file pages |")
     print("| --- | --- | --- | --- | --- | --- |")
     for name, size, r in rows:
-        print(f"| {name} | {size / MIB:,.1f} MiB | {r['startup_s']:.1f} s | {r['images_per_s']:,.0f} images/s "
-              f"| {r['RssAnon']:,.0f} MiB | {r['RssFile']:,.0f} MiB |")
+        print(f"| {name} | {size / MIB:,.1f} MiB | {r['startup_s']:.1f} s "
+              f"| {r['images_per_s']:,.0f} images/s | {r['RssAnon']:,.0f} MiB | {r['RssFile']:,.0f} MiB |")
 
 
 if __name__ == "__main__":

@@ -131,8 +131,8 @@ def evaluate(model: LatentModel, data: Data, split: str = "test", batch_size: in
              elbo_samples: int = 100, subset: int | None = None) -> dict:
     """Summary metrics as a JSON-ready dict: means per datapoint in nats, with standard errors;
     for a prior fitted after training also the ELBO under the trained one (`elbo_trained_prior`),
-    for clusters how they match the labels (`cluster_metrics`). `subset`: only the split's first
-    that many datapoints (a quick check)."""
+    for clusters how they match the labels (`cluster_metrics`) and the ELBO a best q(y|x) would add
+    (`qy_elbo_gap`). `subset`: only the split's first that many datapoints (a quick check)."""
     if subset is not None:
         data = dataclasses.replace(data, **{split: data.split(split).head(subset)})
     values = per_datapoint(model, data, split, batch_size, iwae_samples, seed, progress,
@@ -156,6 +156,9 @@ def evaluate(model: LatentModel, data: Data, split: str = "test", batch_size: in
         result["elbo_trained_prior"], result["elbo_trained_prior_se"] = mean_se(alone["elbo"])
     if model.has_clusters:
         result.update(cluster_metrics(model, data, split, batch_size, seed, per_cluster))
+        # the best q(y|x), softmax_y ELBO_y, would give logsumexp_y ELBO_y: what q(y|x) leaves (>= 0)
+        result["qy_elbo_gap"], result["qy_elbo_gap_se"] = mean_se(
+            torch.logsumexp(per_cluster.double(), 1) - values["elbo"].double())
     return result
 
 
@@ -184,8 +187,8 @@ def cluster_metrics(model: LatentModel, data: Data, split: str = "test", batch_s
     against the split's labels, where it has them, and the mean entropy of q(y|x) in nats (0: every
     point sure of its cluster). Given the ELBO of each cluster, `per_cluster` (N, C), also the
     clusters the bound itself prefers, argmax_y ELBO_y: their accuracy and purity
-    (elbo_cluster_accuracy, elbo_cluster_purity), how often they agree with q(y|x) (cluster_agreement, no labels needed), and how many nats the
-    ELBO would gain were q(y|x) the bound's best, softmax_y ELBO_y (qy_elbo_gap, >= 0)."""
+    (elbo_cluster_accuracy, elbo_cluster_purity) and how often they agree with q(y|x)
+    (cluster_agreement, no labels needed)."""
     a = cluster_assignments(model, data, split, batch_size, seed)
     result: dict = {}
     labels = data.split(split).y
@@ -203,10 +206,6 @@ def cluster_metrics(model: LatentModel, data: Data, split: str = "test", batch_s
             result["elbo_cluster_accuracy"] = clustering.accuracy(by_elbo.numpy(), y, n_clusters, n_labels)
             result["elbo_cluster_purity"] = clustering.purity(by_elbo.numpy(), y, n_clusters, n_labels)
         result["cluster_agreement"] = (by_elbo == a["cluster"]).double().mean().item()
-        q = a["q"].double()  # ELBO(q) = sum_y q_y (ELBO_y - log q_y); the best q gives logsumexp_y ELBO_y
-        with_q = (q * (per_cluster.double() - q.clamp(min=1e-300).log())).sum(1)
-        result["qy_elbo_gap"], result["qy_elbo_gap_se"] = mean_se(
-            torch.logsumexp(per_cluster.double(), 1) - with_q)
     return result
 
 

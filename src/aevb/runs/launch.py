@@ -21,8 +21,14 @@ from aevb.models import registry
 from aevb.reports import console, tensorboard
 from aevb.runs.directory import DATA, TENSORBOARD, RunDirectory, own
 from aevb.runs.load import load_checkpoint, own_copy
-from aevb.runs.parts import (build_model, check_test_labels, check_unchanged, data_file, data_info,
-                             prepare_data)
+from aevb.runs.parts import (
+    build_model,
+    check_test_labels,
+    check_unchanged,
+    data_file,
+    data_info,
+    prepare_data,
+)
 from aevb.runs.resolve import build_config, sections
 from aevb.runtime import distributed
 from aevb.runtime.devices import native_bf16, resolve_device
